@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * The packet dissector shared by every program.
+ *
+ * Headers are located from skb->head + mac_header (or network_header when the
+ * skb has no MAC header), never from skb->data: at a drop point skb->data may
+ * already point past L3. The first TS_SNAP_LEN bytes are copied once into a
+ * per-CPU scratch buffer and parsed there; every read is checked both against
+ * the buffer (for the verifier) and against the bytes actually captured (so a
+ * truncated packet yields the layers that were complete and nothing invented).
+ */
+#ifndef TRAPSTREAM_DISSECT_H
+#define TRAPSTREAM_DISSECT_H
+
+#define ETH_HLEN 14
+#define ETH_P_IP 0x0800
+#define ETH_P_ARP 0x0806
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define ETH_P_QINQ1 0x9100
+#define ETH_P_IPV6 0x86DD
+
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_ROUTING 43
+#define IPPROTO_FRAGMENT 44
+#define IPPROTO_AH 51
+#define IPPROTO_ICMPV6 58
+#define IPPROTO_NONE 59
+#define IPPROTO_DSTOPTS 60
+
+struct ts_scratch {
+	__u8 b[TS_SNAP_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ts_scratch);
+} scratch SEC(".maps");
+
+/*
+ * True when n bytes at off lie inside both the scratch buffer and the captured
+ * bytes. The first comparison is what lets the verifier bound the access; the
+ * second is the truth about the packet.
+ */
+#define HAVE(off, n) ((off) <= TS_SNAP_LEN - (n) && (off) + (n) <= cap)
+
+static __always_inline __u16 rd16(const __u8 *b, __u32 off)
+{
+	return ((__u16)b[off] << 8) | b[off + 1];
+}
+
+static __always_inline __u32 rd32(const __u8 *b, __u32 off)
+{
+	return ((__u32)b[off] << 24) | ((__u32)b[off + 1] << 16) | ((__u32)b[off + 2] << 8) |
+	       b[off + 3];
+}
+
+static __always_inline bool is_vlan_tpid(__u16 proto)
+{
+	return proto == ETH_P_8021Q || proto == ETH_P_8021AD || proto == ETH_P_QINQ1;
+}
+
+/* A VLAN tag the NIC (or veth) moved out of the frame into skb metadata. */
+static __always_inline bool skb_accel_vlan(struct sk_buff *skb, __u16 *tpid, __u16 *tci)
+{
+	bool present;
+
+	if (bpf_core_field_exists(skb->vlan_present))
+		present = BPF_CORE_READ_BITFIELD(skb, vlan_present);
+	else
+		present = skb->vlan_all != 0;
+	if (!present)
+		return false;
+	*tpid = bpf_ntohs(skb->vlan_proto);
+	*tci = skb->vlan_tci;
+	return true;
+}
+
+static __always_inline void dissect_l4(const __u8 *b, __u32 off, __u32 cap, __u8 proto,
+				       struct ts_packet *p)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		if (!HAVE(off, 20))
+			return;
+		p->sport = rd16(b, off);
+		p->dport = rd16(b, off + 2);
+		p->tcp_flags = b[off + 13];
+		p->layers |= TS_L_TCP;
+		return;
+	case IPPROTO_UDP:
+		if (!HAVE(off, 8))
+			return;
+		p->sport = rd16(b, off);
+		p->dport = rd16(b, off + 2);
+		p->udp_len = rd16(b, off + 4);
+		p->layers |= TS_L_UDP;
+		return;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		if (!HAVE(off, 8))
+			return;
+		p->icmp_type = b[off];
+		p->icmp_code = b[off + 1];
+		p->layers |= proto == IPPROTO_ICMP ? TS_L_ICMP : TS_L_ICMP6;
+		return;
+	}
+}
+
+static __always_inline void dissect_ipv4(const __u8 *b, __u32 off, __u32 cap, struct ts_packet *p)
+{
+	__u32 ihl;
+	__u16 frag;
+
+	if (!HAVE(off, 20))
+		return;
+	if ((b[off] >> 4) != 4)
+		return;
+	ihl = (b[off] & 0x0f) * 4;
+	if (ihl < 20) /* malformed: no IPv4 layer rather than a guess */
+		return;
+	p->tos = b[off + 1];
+	p->ip_len = rd16(b, off + 2);
+	p->ip_id = rd16(b, off + 4);
+	frag = rd16(b, off + 6);
+	p->frag_flags = (frag >> 13) & 0x3; /* DF and MF; the reserved bit is dropped */
+	p->frag_off = frag & 0x1fff;
+	p->ttl = b[off + 8];
+	p->ip_proto = b[off + 9];
+	__builtin_memcpy(p->ip_src, &b[off + 12], 4);
+	__builtin_memcpy(p->ip_dst, &b[off + 16], 4);
+	p->layers |= TS_L_IPV4;
+	if (p->frag_off || (p->frag_flags & TS_FRAG_MF))
+		p->layers |= TS_L_FRAG;
+	if (p->frag_off) /* a non-first fragment carries no L4 header */
+		return;
+	dissect_l4(b, off + ihl, cap, p->ip_proto, p);
+}
+
+static __always_inline void dissect_ipv6(const __u8 *b, __u32 off, __u32 cap, struct ts_packet *p)
+{
+	__u8 nexthdr;
+	__u32 i;
+
+	if (!HAVE(off, 40))
+		return;
+	if ((b[off] >> 4) != 6)
+		return;
+	p->tos = ((b[off] & 0x0f) << 4) | (b[off + 1] >> 4);
+	p->flow_label = ((__u32)(b[off + 1] & 0x0f) << 16) | ((__u32)b[off + 2] << 8) | b[off + 3];
+	p->ip_len = rd16(b, off + 4);
+	nexthdr = b[off + 6];
+	p->ttl = b[off + 7];
+	__builtin_memcpy(p->ip_src, &b[off + 8], 16);
+	__builtin_memcpy(p->ip_dst, &b[off + 24], 16);
+	p->layers |= TS_L_IPV6;
+	off += 40;
+
+#pragma unroll
+	for (i = 0; i < TS_IPV6_EXT_MAX; i++) {
+		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
+		    nexthdr == IPPROTO_DSTOPTS) {
+			if (!HAVE(off, 2))
+				goto incomplete;
+			nexthdr = b[off];
+			off += ((__u32)b[off + 1] + 1) * 8;
+		} else if (nexthdr == IPPROTO_AH) {
+			if (!HAVE(off, 2))
+				goto incomplete;
+			nexthdr = b[off];
+			off += ((__u32)b[off + 1] + 2) * 4;
+		} else if (nexthdr == IPPROTO_FRAGMENT) {
+			__u16 fo;
+
+			if (!HAVE(off, 8))
+				goto incomplete;
+			fo = rd16(b, off + 2);
+			p->frag_off = fo >> 3;
+			p->frag_flags = fo & 1 ? TS_FRAG_MF : 0;
+			p->ip_id = rd32(b, off + 4) & 0xffff;
+			p->layers |= TS_L_FRAG;
+			nexthdr = b[off];
+			off += 8;
+			if (p->frag_off) {
+				p->ip_proto = nexthdr;
+				return;
+			}
+		} else {
+			p->ip_proto = nexthdr;
+			if (nexthdr != IPPROTO_NONE)
+				dissect_l4(b, off, cap, nexthdr, p);
+			return;
+		}
+	}
+	p->layers |= TS_L_WALK_LIMIT;
+incomplete:
+	/* The upper layer was not reached: report the header where the walk stopped. */
+	p->ip_proto = nexthdr;
+}
+
+static __always_inline void dissect_arp(const __u8 *b, __u32 off, __u32 cap, struct ts_packet *p)
+{
+	/* Only Ethernet/IPv4 ARP has the fixed 28-byte layout the fields describe. */
+	if (!HAVE(off, 28))
+		return;
+	if (rd16(b, off) != 1 || rd16(b, off + 2) != ETH_P_IP || b[off + 4] != 6 || b[off + 5] != 4)
+		return;
+	p->arp_op = rd16(b, off + 6);
+	__builtin_memcpy(p->arp_sha, &b[off + 8], 6);
+	__builtin_memcpy(p->arp_spa, &b[off + 14], 4);
+	__builtin_memcpy(p->arp_tha, &b[off + 18], 6);
+	__builtin_memcpy(p->arp_tpa, &b[off + 24], 4);
+	p->layers |= TS_L_ARP;
+}
+
+/* Fill p (zeroed by the caller) from skb. */
+static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p)
+{
+	__u32 zero = 0, start, tail, cap, off = 0, ntags = 0, i, data_off;
+	__u16 mac = skb->mac_header, net = skb->network_header, proto, tpid, tci;
+	unsigned char *head = skb->head;
+	struct ts_scratch *s;
+	const __u8 *b;
+
+	if (skb_accel_vlan(skb, &tpid, &tci)) {
+		p->vlan_tpid[0] = tpid;
+		p->vlan_tci[0] = tci;
+		p->layers |= TS_L_VLAN1;
+		ntags = 1;
+	}
+
+	if (mac != 0xffff) {
+		start = mac;
+	} else if (net != 0xffff) {
+		start = net;
+		p->layers |= TS_L_NO_MAC;
+	} else {
+		return;
+	}
+	tail = skb->tail;
+	if (!head || tail <= start)
+		return;
+	/*
+	 * skb->len counts from skb->data, which at a drop point may sit past the
+	 * headers already parsed; report the length from where dissection starts.
+	 */
+	data_off = skb->data - head;
+	if (data_off >= start)
+		p->pkt_len = skb->len + (data_off - start);
+	else if (skb->len > start - data_off)
+		p->pkt_len = skb->len - (start - data_off);
+	cap = tail - start;
+	if (cap > TS_SNAP_LEN)
+		cap = TS_SNAP_LEN;
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return;
+	b = s->b;
+	if (bpf_probe_read_kernel(s->b, cap, head + start))
+		return;
+	p->cap_len = cap;
+
+	if (p->layers & TS_L_NO_MAC) {
+		proto = bpf_ntohs(skb->protocol);
+	} else {
+		if (!HAVE(off, ETH_HLEN))
+			return;
+		__builtin_memcpy(p->dst_mac, b, 6);
+		__builtin_memcpy(p->src_mac, b + 6, 6);
+		proto = rd16(b, 12);
+		off = ETH_HLEN;
+		p->layers |= TS_L_ETH;
+#pragma unroll
+		for (i = 0; i < 2; i++) {
+			if (!is_vlan_tpid(proto) || ntags >= 2)
+				break;
+			if (!HAVE(off, 4))
+				break;
+			p->vlan_tpid[ntags & 1] = proto;
+			p->vlan_tci[ntags & 1] = rd16(b, off);
+			p->layers |= ntags ? TS_L_VLAN2 : TS_L_VLAN1;
+			proto = rd16(b, off + 2);
+			off += 4;
+			ntags++;
+		}
+		if (is_vlan_tpid(proto)) {
+			/* Deeper stacks than two tags, or a tag cut short: stop at L2. */
+			if (ntags >= 2)
+				p->layers |= TS_L_WALK_LIMIT;
+			p->eth_proto = proto;
+			return;
+		}
+	}
+	p->eth_proto = proto;
+
+	switch (proto) {
+	case ETH_P_IP:
+		dissect_ipv4(b, off, cap, p);
+		break;
+	case ETH_P_IPV6:
+		dissect_ipv6(b, off, cap, p);
+		break;
+	case ETH_P_ARP:
+		dissect_arp(b, off, cap, p);
+		break;
+	}
+}
+
+#endif /* TRAPSTREAM_DISSECT_H */

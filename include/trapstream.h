@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The one ABI between the BPF programs and user space.
+ *
+ * Every struct here is laid out without implicit padding so that the record
+ * user space reads is byte-for-byte what the kernel wrote; the Rust side uses
+ * the skeleton's generated copy of these types and asserts their sizes.
+ * All multi-byte values are in host byte order: the BPF side converts.
+ */
+#ifndef TRAPSTREAM_H
+#define TRAPSTREAM_H
+
+#define TS_IFNAMSIZ 16
+#define TS_TRAP_NAME_LEN 48
+#define TS_TRAP_GROUP_LEN 32
+#define TS_BUS_NAME_LEN 16
+#define TS_DEV_NAME_LEN 32
+/* TC_COOKIE_MAX_SIZE is 16; netdevsim accepts more, so keep room and report the true length. */
+#define TS_COOKIE_MAX 32
+
+/* Bytes of the frame copied out of the skb for dissection, from the MAC header. */
+#define TS_SNAP_LEN 256
+/* IPv6 extension headers walked before giving up on finding the upper layer. */
+#define TS_IPV6_EXT_MAX 6
+
+/* Record kinds on the ring buffer. */
+#define TS_KIND_EVENT 1
+
+/* Where an event came from. */
+#define TS_SOURCE_DEVLINK 1
+#define TS_SOURCE_SKB 2
+#define TS_SOURCE_TEST 3
+
+/* enum devlink_trap_type, plus a value for software drops. */
+#define TS_TRAP_TYPE_DROP 0
+#define TS_TRAP_TYPE_EXCEPTION 1
+#define TS_TRAP_TYPE_CONTROL 2
+#define TS_TRAP_TYPE_NONE 0xff
+
+/* skb drop reason when the running kernel's kfree_skb has no reason argument (5.10). */
+#define TS_DROP_REASON_UNKNOWN 0xffffffffu
+
+/* Layers the dissector decoded completely (struct ts_packet.layers). */
+#define TS_L_ETH (1u << 0)
+#define TS_L_VLAN1 (1u << 1)
+#define TS_L_VLAN2 (1u << 2)
+#define TS_L_ARP (1u << 3)
+#define TS_L_IPV4 (1u << 4)
+#define TS_L_IPV6 (1u << 5)
+#define TS_L_TCP (1u << 6)
+#define TS_L_UDP (1u << 7)
+#define TS_L_ICMP (1u << 8)
+#define TS_L_ICMP6 (1u << 9)
+/* The packet is an IP fragment (IPv4 MF/offset, or an IPv6 fragment header). */
+#define TS_L_FRAG (1u << 10)
+/* The frame had no MAC header; dissection started at the network header. */
+#define TS_L_NO_MAC (1u << 11)
+/* The walk stopped early: more VLAN tags or IPv6 extension headers than it follows. */
+#define TS_L_WALK_LIMIT (1u << 12)
+
+/* IPv4 flags (struct ts_packet.frag_flags). */
+#define TS_FRAG_MF 1
+#define TS_FRAG_DF 2
+
+/* Per-CPU counters (map `counters`), summed by user space. */
+#define TS_CNT_SEEN 0        /* tracepoint hits for an enabled source */
+#define TS_CNT_FILTERED 1    /* skipped by a filter (e.g. control traps) */
+#define TS_CNT_RB_LOST 2     /* ring buffer reservation failed */
+#define TS_CNT_MAX 4
+
+struct ts_packet {
+	__u32 layers;         /* TS_L_* */
+	__u32 pkt_len;        /* frame length from the first dissected header (MAC, else network) */
+	__u16 cap_len;        /* bytes available to the dissector */
+	__u16 eth_proto;      /* EtherType after any VLAN tags */
+	__u8 dst_mac[6];
+	__u8 src_mac[6];
+	__u16 vlan_tpid[2];   /* outer, inner */
+	__u16 vlan_tci[2];    /* PCP(3) DEI(1) VID(12) */
+	__u8 ip_src[16];      /* IPv4 in the first 4 bytes */
+	__u8 ip_dst[16];
+	__u16 ip_len;         /* IPv4 total length, IPv6 payload length */
+	__u16 ip_id;          /* IPv4 id, low 16 bits of an IPv6 fragment id */
+	__u16 frag_off;       /* fragment offset in 8-byte units */
+	__u8 frag_flags;      /* TS_FRAG_* */
+	__u8 tos;             /* IPv4 TOS byte, IPv6 traffic class (DSCP << 2 | ECN) */
+	__u8 ttl;             /* TTL or hop limit */
+	__u8 ip_proto;        /* upper-layer protocol after IPv6 extension headers */
+	__u8 tcp_flags;
+	__u8 icmp_type;
+	__u32 flow_label;
+	__u16 sport;
+	__u16 dport;
+	__u16 udp_len;
+	__u8 icmp_code;
+	__u8 _pad0;
+	__u16 arp_op;
+	__u8 arp_sha[6];
+	__u8 arp_tha[6];
+	__u8 arp_spa[4];
+	__u8 arp_tpa[4];
+	__u16 _pad1;
+};
+
+struct ts_event {
+	__u8 kind;            /* TS_KIND_EVENT */
+	__u8 source;          /* TS_SOURCE_* */
+	__u8 trap_type;       /* TS_TRAP_TYPE_* */
+	__u8 _pad0;
+	__u16 cookie_len;     /* flow-action cookie length in the kernel (may exceed TS_COOKIE_MAX) */
+	__u16 _pad1;
+	__u64 time_ns;        /* CLOCK_BOOTTIME when the tracepoint fired */
+	__u32 ifindex;        /* 0 when there is no input device */
+	__u32 netns_ino;      /* network namespace inode of the device (skb source) */
+	__u32 drop_reason;    /* enum skb_drop_reason, or TS_DROP_REASON_UNKNOWN */
+	__u32 _pad2;
+	char ifname[TS_IFNAMSIZ];
+	char trap_name[TS_TRAP_NAME_LEN];
+	char trap_group[TS_TRAP_GROUP_LEN];
+	char bus_name[TS_BUS_NAME_LEN];
+	char dev_name[TS_DEV_NAME_LEN];
+	__u8 cookie[TS_COOKIE_MAX];
+	struct ts_packet pkt;
+};
+
+#endif /* TRAPSTREAM_H */

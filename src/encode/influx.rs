@@ -1,0 +1,269 @@
+//! InfluxDB line protocol in the original's schema: measurement
+//! `DroppedPackets`, the same tag/field split and names, keys in byte order
+//! (what InfluxDB sorts to anyway), and the trap time as the line timestamp.
+
+use std::fmt::{Display, Write as _};
+
+use super::json::EtherTypeName;
+use super::{ByteWriter, Context, DevlinkHandle, Hex, Seconds, Summary, TcpFlags};
+use crate::netdb::PortProtocol;
+use crate::record::{Network, Origin, Record, Transport};
+
+pub const MEASUREMENT: &str = "DroppedPackets";
+
+#[derive(Default)]
+pub struct InfluxEncoder {
+    /// Last line timestamp written. Two points with the same series and
+    /// timestamp overwrite each other in InfluxDB, so every line gets a
+    /// timestamp strictly after the previous one (a nudge of a few ns at most
+    /// when two events share a nanosecond).
+    last_ns: u64,
+    /// Reused for formatting values that need escaping: no allocation per line.
+    scratch: String,
+}
+
+/// Where a piece of text goes decides what must be escaped in it.
+#[derive(Clone, Copy)]
+enum Position {
+    /// Measurement: comma and space.
+    Measurement,
+    /// Tag key, tag value, field key: comma, equals sign and space.
+    Key,
+    /// String field value (inside double quotes): double quote.
+    StringValue,
+}
+
+/// Append `text` escaped for `pos`. Backslashes are doubled everywhere, so a
+/// value ending in `\` cannot swallow the delimiter after it; newlines, which
+/// line protocol cannot carry, become spaces.
+fn escape(out: &mut Vec<u8>, text: &str, pos: Position) {
+    for &b in text.as_bytes() {
+        let b = if b == b'\n' || b == b'\r' { b' ' } else { b };
+        let special = matches!(
+            (pos, b),
+            (_, b'\\')
+                | (Position::Measurement, b',' | b' ')
+                | (Position::Key, b',' | b'=' | b' ')
+                | (Position::StringValue, b'"')
+        );
+        if special {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+}
+
+/// Writes one line: tags first (in the order they are added, which the
+/// caller keeps sorted), then fields.
+struct Line<'o> {
+    out: &'o mut Vec<u8>,
+    fields: usize,
+    scratch: &'o mut String,
+}
+
+impl<'o> Line<'o> {
+    fn start(out: &'o mut Vec<u8>, scratch: &'o mut String) -> Self {
+        escape(out, MEASUREMENT, Position::Measurement);
+        Line { out, fields: 0, scratch }
+    }
+
+    fn tag(&mut self, key: &str, value: impl Display) {
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{value}");
+        // InfluxDB rejects empty tag values: an absent value is an absent tag.
+        if self.scratch.is_empty() {
+            return;
+        }
+        self.out.push(b',');
+        escape(self.out, key, Position::Key);
+        self.out.push(b'=');
+        escape(self.out, self.scratch, Position::Key);
+    }
+
+    fn key(&mut self, key: &str) {
+        self.out.push(if self.fields == 0 { b' ' } else { b',' });
+        self.fields += 1;
+        escape(self.out, key, Position::Key);
+        self.out.push(b'=');
+    }
+
+    fn int(&mut self, key: &str, value: impl Into<i64>) {
+        self.key(key);
+        let _ = write!(ByteWriter(self.out), "{}i", value.into());
+    }
+
+    fn boolean(&mut self, key: &str, value: bool) {
+        self.key(key);
+        self.out.extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    fn string(&mut self, key: &str, value: impl Display) {
+        self.key(key);
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{value}");
+        self.out.push(b'"');
+        escape(self.out, self.scratch, Position::StringValue);
+        self.out.push(b'"');
+    }
+
+    fn end(self, timestamp_ns: u64) {
+        let _ = write!(ByteWriter(self.out), " {timestamp_ns}");
+    }
+}
+
+impl InfluxEncoder {
+    pub(super) fn encode(&mut self, ctx: &Context, rec: &Record, s: &Summary<'_>, out: &mut Vec<u8>) {
+        let p = &rec.packet;
+        let trap = match &rec.origin {
+            Origin::Devlink(t) => Some(t),
+            Origin::Skb(_) => None,
+        };
+        let ip = match &p.network {
+            Network::Ip(ip) => Some(ip),
+            _ => None,
+        };
+        let arp = match &p.network {
+            Network::Arp(a) => Some(a),
+            _ => None,
+        };
+        let ports = match p.transport {
+            Transport::Tcp { src_port, dst_port, .. } => Some((PortProtocol::Tcp, src_port, dst_port)),
+            Transport::Udp { src_port, dst_port, .. } => Some((PortProtocol::Udp, src_port, dst_port)),
+            _ => None,
+        };
+
+        let mut line = Line::start(out, &mut self.scratch);
+        // Tags, in byte order of their keys.
+        line.tag("description", s.description);
+        line.tag("deviceIP", &ctx.device_ip);
+        if let Some(t) = trap.filter(|t| !t.device_name.is_empty()) {
+            line.tag("devlinkDevice", DevlinkHandle(t.bus_name.as_str(), t.device_name.as_str()));
+        }
+        line.tag("dropReason", &s.drop_reason);
+        line.tag("dropType", s.drop_type);
+        line.tag("ingressPort", s.ingress_port);
+        line.tag("message", s.message);
+        if let Some(eth) = p.ethernet {
+            line.tag("packet_ethernet_dstMac", eth.dst);
+            line.tag("packet_ethernet_srcMac", eth.src);
+        }
+        if let Some(ip) = ip {
+            line.tag("packet_ip_srcIp", ip.src);
+        }
+        let lower_type = LowerCase(s.packet_type);
+        line.tag("packet_packetType", lower_type);
+        if let Some((_, _, dst_port)) = ports {
+            line.tag("packet_transport_dstPort", dst_port);
+        }
+        line.tag("severity", s.severity);
+        if trap.is_none() {
+            line.tag("skbDropReason", &s.drop_reason);
+        }
+        line.tag("source", s.source);
+        if let Some(t) = trap {
+            line.tag("trapGroup", t.trap_group.as_str());
+            line.tag("trapName", t.trap_name.as_str());
+            line.tag("trapType", t.trap_type.as_str());
+        }
+
+        // Fields, in byte order of their keys.
+        if let Some(c) = trap.and_then(|t| t.cookie.as_ref()) {
+            line.string("flowActionCookie", Hex(c.captured()));
+            line.int("flowActionCookieLength", c.len);
+        }
+        line.int("ingressIfIndex", rec.ingress.ifindex);
+        if rec.ingress.netns_ino != 0 {
+            line.int("netnsIno", rec.ingress.netns_ino);
+        }
+        if let Some(a) = arp {
+            line.int("packet_arp_operation", a.operation);
+            line.string("packet_arp_senderIp", a.sender_ip);
+            line.string("packet_arp_senderMac", a.sender_mac);
+            line.string("packet_arp_targetIp", a.target_ip);
+            line.string("packet_arp_targetMac", a.target_mac);
+        }
+        if p.ethernet.is_some() {
+            let [outer, inner] = p.vlans;
+            if let Some(v) = outer {
+                line.int("packet_ethernet_dei", v.dei as u8);
+            }
+            line.int("packet_ethernet_etherType", p.ether_type);
+            line.string("packet_ethernet_etherTypeName", EtherTypeName(p.ether_type));
+            if let Some(v) = inner {
+                line.int("packet_ethernet_innerDei", v.dei as u8);
+                line.int("packet_ethernet_innerPcp", v.pcp);
+                line.int("packet_ethernet_innerVlanId", v.vid);
+            }
+            if let Some(v) = outer {
+                line.int("packet_ethernet_pcp", v.pcp);
+                line.string("packet_ethernet_vlanTpid", EtherTypeName(v.tpid));
+                line.int("packet_ethernet_vlanId", v.vid);
+            }
+        }
+        if let Transport::Icmp { kind, code } | Transport::Icmpv6 { kind, code } = p.transport {
+            line.int("packet_icmp_code", code);
+            line.int("packet_icmp_type", kind);
+        }
+        if let Some(ip) = ip {
+            let v4 = ip.src.is_ipv4();
+            if v4 {
+                line.boolean("packet_ip_dontFragment", ip.dont_fragment);
+            }
+            line.string("packet_ip_dstIp", ip.dst);
+            if let Some(label) = ip.flow_label {
+                line.int("packet_ip_flowLabel", label);
+            }
+            if let Some(f) = ip.fragment {
+                line.int("packet_ip_fragOffset", f.offset);
+            }
+            if let Some(id) = ip.id {
+                line.int("packet_ip_id", id);
+            }
+            line.int("packet_ip_length", ip.length);
+            if let Some(f) = ip.fragment {
+                line.boolean("packet_ip_moreFragments", f.more);
+            }
+            line.int("packet_ip_protocol", ip.protocol);
+            line.string("packet_ip_protocolName", ctx.netdb.protocol(ip.protocol));
+            line.int("packet_ip_tos", ip.tos);
+            line.int("packet_ip_ttl", ip.ttl);
+            line.int("packet_ip_version", if v4 { 4 } else { 6 });
+        }
+        line.int("packet_length", p.len);
+        if let Some((proto, src_port, dst_port)) = ports {
+            line.string("packet_transport_dstPortName", ctx.netdb.service(proto, dst_port));
+            line.int("packet_transport_srcPort", src_port);
+            line.string("packet_transport_srcPortName", ctx.netdb.service(proto, src_port));
+            match p.transport {
+                Transport::Tcp { flags, .. } => line.string("packet_transport_tcpFlags", TcpFlags(flags)),
+                Transport::Udp { length, .. } => line.int("packet_transport_udpLength", length),
+                _ => {}
+            }
+        }
+        line.string("timestamp", Seconds(rec.time_ns));
+
+        let ts = rec.time_ns.max(self.last_ns.saturating_add(1));
+        line.end(ts);
+        self.last_ns = ts;
+    }
+}
+
+struct LowerCase<'a>(&'a str);
+
+impl Display for LowerCase<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.chars().try_for_each(|c| f.write_char(c.to_ascii_lowercase()))
+    }
+}
+
+#[cfg(test)]
+pub(super) fn escape_for_test(text: &str, pos: &str) -> String {
+    let pos = match pos {
+        "measurement" => Position::Measurement,
+        "key" => Position::Key,
+        _ => Position::StringValue,
+    };
+    let mut out = Vec::new();
+    escape(&mut out, text, pos);
+    String::from_utf8(out).unwrap_or_default()
+}

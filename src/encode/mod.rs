@@ -1,0 +1,198 @@
+//! Record → bytes, in the output schema of the original trapstream (JSON,
+//! InfluxDB line protocol) plus a compact text line for people. Encoders append
+//! to a caller's buffer and allocate nothing per record on the common path.
+
+mod influx;
+mod json;
+mod text;
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::capture::DropReasons;
+use crate::cli::Format;
+use crate::netdb::NetDb;
+use crate::record::{Network, Origin, Record, Transport};
+use crate::taxonomy::{self, TrapType};
+
+/// Everything an encoder needs besides the record, fixed at start-up.
+#[derive(Debug, Default)]
+pub struct Context {
+    pub device_ip: String,
+    pub netdb: NetDb,
+    pub drop_reasons: DropReasons,
+}
+
+/// One encoder per format; `encode` appends exactly one record, without a
+/// separator (framing belongs to the transport).
+pub enum Encoder {
+    Json(json::JsonEncoder),
+    Influx(influx::InfluxEncoder),
+    Text(text::TextEncoder),
+}
+
+impl Encoder {
+    pub fn new(format: Format) -> Encoder {
+        match format {
+            Format::Json => Encoder::Json(json::JsonEncoder),
+            Format::Influx => Encoder::Influx(influx::InfluxEncoder::default()),
+            Format::Text => Encoder::Text(text::TextEncoder),
+        }
+    }
+
+    pub fn encode(&mut self, ctx: &Context, rec: &Record, out: &mut Vec<u8>) {
+        let summary = Summary::of(ctx, rec);
+        match self {
+            Encoder::Json(e) => e.encode(ctx, rec, &summary, out),
+            Encoder::Influx(e) => e.encode(ctx, rec, &summary, out),
+            Encoder::Text(e) => e.encode(ctx, rec, &summary, out),
+        }
+    }
+}
+
+/// The values every format reports, derived once per record.
+pub(crate) struct Summary<'a> {
+    pub ingress_port: &'a str,
+    pub description: &'a str,
+    pub severity: &'a str,
+    pub drop_type: &'a str,
+    pub drop_reason: Cow<'a, str>,
+    pub message: &'static str,
+    pub packet_type: &'static str,
+    pub source: &'static str,
+}
+
+/// `message` values. The original only knew drops ("fwdDrop"); exceptions,
+/// control traps and the kernel's own drops get names in the same style.
+pub const MESSAGE_DROP: &str = "fwdDrop";
+pub const MESSAGE_EXCEPTION: &str = "fwdException";
+pub const MESSAGE_CONTROL: &str = "fwdControl";
+pub const MESSAGE_KERNEL_DROP: &str = "kernelDrop";
+
+/// What a missing value reads as (the original printed "N/A" for unknowns).
+pub const NOT_AVAILABLE: &str = "N/A";
+
+const KERNEL_DROP_DESCRIPTION: &str =
+    "Packet dropped by the Linux network stack; see skbDropReason (enum skb_drop_reason)";
+
+impl<'a> Summary<'a> {
+    fn of(ctx: &'a Context, rec: &'a Record) -> Summary<'a> {
+        let ingress_port =
+            if rec.ingress.name.is_empty() { NOT_AVAILABLE } else { rec.ingress.name.as_str() };
+        let packet_type = packet_type(rec);
+        match &rec.origin {
+            Origin::Devlink(trap) => {
+                let name = trap.trap_name.as_str();
+                let taxon = taxonomy::classify(name, trap.trap_type);
+                let group = if trap.trap_group.is_empty() {
+                    taxonomy::lookup(name).map_or("", |t| t.group)
+                } else {
+                    trap.trap_group.as_str()
+                };
+                Summary {
+                    ingress_port,
+                    description: taxon.description,
+                    severity: taxon.severity,
+                    drop_type: drop_type(group),
+                    drop_reason: Cow::Borrowed(taxon.drop_reason),
+                    message: match trap.trap_type {
+                        TrapType::Drop => MESSAGE_DROP,
+                        TrapType::Exception => MESSAGE_EXCEPTION,
+                        TrapType::Control => MESSAGE_CONTROL,
+                    },
+                    packet_type,
+                    source: "devlink",
+                }
+            }
+            Origin::Skb(drop) => Summary {
+                ingress_port,
+                description: KERNEL_DROP_DESCRIPTION,
+                severity: "Notice",
+                drop_type: "kernel",
+                drop_reason: ctx.drop_reasons.name(drop.reason),
+                message: MESSAGE_KERNEL_DROP,
+                packet_type,
+                source: "skb",
+            },
+        }
+    }
+}
+
+/// The trap group up to its first '_': l3_exceptions → l3, as the original did.
+pub(crate) fn drop_type(group: &str) -> &str {
+    match group.split('_').next() {
+        Some(prefix) if !prefix.is_empty() => prefix,
+        _ => NOT_AVAILABLE,
+    }
+}
+
+/// The deepest layer decoded, in the original's words.
+fn packet_type(rec: &Record) -> &'static str {
+    let p = &rec.packet;
+    match (&p.network, &p.transport) {
+        (Network::Ip(_), Transport::Tcp { .. } | Transport::Udp { .. }) => "TRANSPORT",
+        (Network::Ip(_), _) => "IP",
+        (Network::Arp(_), _) => "ARP",
+        (Network::None, _) if p.ethernet.is_some() => "ETHERNET",
+        (Network::None, _) => "NONE",
+    }
+}
+
+/// Seconds since the epoch with nanoseconds, as a string: "1611931294.010481600".
+pub(crate) struct Seconds(pub u64);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:09}", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
+    }
+}
+
+pub(crate) struct Hex<'a>(pub &'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// The devlink handle: "bus/device", e.g. "netdevsim/netdevsim10", "pci/0000:03:00.0".
+pub(crate) struct DevlinkHandle<'a>(pub &'a str, pub &'a str);
+
+impl fmt::Display for DevlinkHandle<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.0, self.1)
+    }
+}
+
+/// TCP flags by name, "SYN|ACK".
+pub(crate) struct TcpFlags(pub u8);
+
+impl fmt::Display for TcpFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const NAMES: [&str; 8] = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
+        let mut first = true;
+        for (bit, name) in NAMES.iter().enumerate() {
+            if self.0 & (1 << bit) != 0 {
+                if !first {
+                    f.write_str("|")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes formatted text into a byte buffer without an intermediate String.
+pub(crate) struct ByteWriter<'a>(pub &'a mut Vec<u8>);
+
+impl fmt::Write for ByteWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,283 @@
+//! Golden outputs: the seed README's ping, decoded correctly, in both formats.
+
+use super::*;
+use crate::record::{
+    DevlinkTrap, Ethernet, FixedStr, FlowActionCookie, Fragment, Ingress, Ip, Mac, Packet, Record, SkbDrop,
+    Vlan,
+};
+
+fn context() -> Context {
+    Context {
+        device_ip: "10.5.1.101".into(),
+        netdb: NetDb::parse("domain 53/udp\nhttp 80/tcp\n", "icmp 1 ICMP\ntcp 6 TCP\nudp 17 UDP\n"),
+        drop_reasons: DropReasons::default(),
+    }
+}
+
+fn mac(s: &str) -> Mac {
+    let mut m = [0u8; 6];
+    for (o, part) in m.iter_mut().zip(s.split(':')) {
+        *o = u8::from_str_radix(part, 16).unwrap();
+    }
+    Mac(m)
+}
+
+/// The packet behind the seed README's example: a ping, length 84, tos 0, ttl 64.
+fn seed_ping() -> Record {
+    Record {
+        time_ns: 1_611_931_294_010_481_600,
+        boot_ns: 1,
+        origin: Origin::Devlink(DevlinkTrap {
+            trap_name: FixedStr::new("unresolved_neigh"),
+            trap_group: FixedStr::new("l3_exceptions"),
+            trap_type: TrapType::Exception,
+            bus_name: FixedStr::new("pci"),
+            device_name: FixedStr::new("0000:03:00.0"),
+            cookie: None,
+        }),
+        ingress: Ingress { name: FixedStr::new("swp1s0"), ifindex: 12, netns_ino: 0 },
+        packet: Packet {
+            len: 98,
+            captured: 98,
+            ethernet: Some(Ethernet { src: mac("0c:42:a1:a9:81:66"), dst: mac("24:8a:07:ca:22:59") }),
+            vlans: [None, None],
+            ether_type: 0x0800,
+            network: Network::Ip(Ip {
+                src: "192.0.2.1".parse().unwrap(),
+                dst: "192.0.2.21".parse().unwrap(),
+                protocol: 1,
+                length: 84,
+                tos: 0,
+                ttl: 64,
+                id: Some(0x1234),
+                fragment: None,
+                dont_fragment: true,
+                flow_label: None,
+            }),
+            transport: Transport::Icmp { kind: 8, code: 0 },
+            walk_limited: false,
+        },
+    }
+}
+
+fn encode(format: Format, rec: &Record) -> String {
+    let mut out = Vec::new();
+    Encoder::new(format).encode(&context(), rec, &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn json_matches_the_seed_schema_with_correct_values() {
+    let got = encode(Format::Json, &seed_ping());
+    let expected = concat!(
+        r#"{"deviceIP":"10.5.1.101","ingressPort":"swp1s0","#,
+        r#""description":"Validate ARP table for the neighbor/next hop","severity":"Warning","#,
+        r#""dropType":"l3","dropReason":"Unresolved  neighbor /next-hop","#,
+        r#""timestamp":"1611931294.010481600","message":"fwdException","#,
+        r#""packet":{"packetType":"IP","#,
+        r#""ETHERNET":{"etherTypeName":"0x800","etherType":2048,"srcMac":"0c:42:a1:a9:81:66","dstMac":"24:8a:07:ca:22:59","vlanId":0,"pcp":0},"#,
+        r#""IP":{"srcIp":"192.0.2.1","dstIp":"192.0.2.21","protocol":1,"protocolName":"1 (icmp)","length":84,"tos":0,"ttl":64,"version":4,"id":4660,"dontFragment":true},"#,
+        r#""ICMP":{"type":8,"code":0},"length":98},"#,
+        r#""source":"devlink","ingressIfIndex":12,"trapName":"unresolved_neigh","trapGroup":"l3_exceptions","#,
+        r#""trapType":"exception","devlinkDevice":"pci/0000:03:00.0"}"#
+    );
+    assert_eq!(got, expected);
+    // Key order of the seed's keys is part of the contract.
+    let v: serde_json::Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(v["packet"]["IP"]["length"], 84);
+}
+
+#[test]
+fn influx_matches_the_seed_schema_with_correct_values() {
+    let got = encode(Format::Influx, &seed_ping());
+    let expected = concat!(
+        r"DroppedPackets,description=Validate\ ARP\ table\ for\ the\ neighbor/next\ hop,deviceIP=10.5.1.101,",
+        r"devlinkDevice=pci/0000:03:00.0,dropReason=Unresolved\ \ neighbor\ /next-hop,dropType=l3,ingressPort=swp1s0,",
+        r"message=fwdException,packet_ethernet_dstMac=24:8a:07:ca:22:59,packet_ethernet_srcMac=0c:42:a1:a9:81:66,",
+        r"packet_ip_srcIp=192.0.2.1,packet_packetType=ip,severity=Warning,source=devlink,trapGroup=l3_exceptions,",
+        r"trapName=unresolved_neigh,trapType=exception ",
+        r#"ingressIfIndex=12i,packet_ethernet_etherType=2048i,packet_ethernet_etherTypeName="0x800","#,
+        r#"packet_icmp_code=0i,packet_icmp_type=8i,packet_ip_dontFragment=true,packet_ip_dstIp="192.0.2.21","#,
+        r#"packet_ip_id=4660i,packet_ip_length=84i,packet_ip_protocol=1i,packet_ip_protocolName="1 (icmp)","#,
+        r#"packet_ip_tos=0i,packet_ip_ttl=64i,packet_ip_version=4i,packet_length=98i,"#,
+        r#"timestamp="1611931294.010481600" 1611931294010481600"#
+    );
+    assert_eq!(got, expected);
+}
+
+fn udp_skb_drop() -> Record {
+    let mut rec = seed_ping();
+    rec.origin = Origin::Skb(SkbDrop { reason: Some(2), synthetic: false });
+    rec.ingress = Ingress { name: FixedStr::new("veth0"), ifindex: 3, netns_ino: 4026532000 };
+    if let Network::Ip(ip) = &mut rec.packet.network {
+        ip.protocol = 17;
+        ip.dont_fragment = false;
+    }
+    rec.packet.transport = Transport::Udp { src_port: 40000, dst_port: 53, length: 64 };
+    rec.packet.vlans = [
+        Some(Vlan { tpid: 0x88a8, vid: 100, pcp: 3, dei: false }),
+        Some(Vlan { tpid: 0x8100, vid: 200, pcp: 5, dei: true }),
+    ];
+    rec
+}
+
+#[test]
+fn skb_drop_with_transport_and_qinq() {
+    let rec = udp_skb_drop();
+    let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &rec)).unwrap();
+    assert_eq!(v["message"], "kernelDrop");
+    assert_eq!(v["dropType"], "kernel");
+    assert_eq!(v["dropReason"], "UNKNOWN_2", "no BTF names in this context");
+    assert_eq!(v["skbDropReason"], "UNKNOWN_2");
+    assert_eq!(v["netnsIno"], 4026532000u32);
+    assert_eq!(v["packet"]["packetType"], "TRANSPORT");
+    let t = &v["packet"]["TRANSPORT"];
+    assert_eq!(t["srcPort"], 40000);
+    assert_eq!(t["dstPortName"], "53 (domain)");
+    assert_eq!(t["srcPortName"], "40000 (unknown)");
+    assert_eq!(t["udpLength"], 64);
+    let e = &v["packet"]["ETHERNET"];
+    assert_eq!((e["vlanId"].as_u64(), e["pcp"].as_u64(), e["dei"].as_u64()), (Some(100), Some(3), Some(0)));
+    assert_eq!(e["vlanTpid"], "0x88a8");
+    assert_eq!(
+        (e["innerVlanId"].as_u64(), e["innerPcp"].as_u64(), e["innerDei"].as_u64()),
+        (Some(200), Some(5), Some(1))
+    );
+    assert!(v.get("trapName").is_none());
+
+    let line = encode(Format::Influx, &rec);
+    assert!(line.contains(",packet_packetType=transport,packet_transport_dstPort=53,"), "{line}");
+    assert!(line.contains(",skbDropReason=UNKNOWN_2,source=skb "), "{line}");
+    assert!(line.contains(r#"packet_transport_dstPortName="53 (domain)",packet_transport_srcPort=40000i,packet_transport_srcPortName="40000 (unknown)",packet_transport_udpLength=64i,"#), "{line}");
+    assert!(line.contains("packet_ethernet_innerVlanId=200i,packet_ethernet_pcp=3i,"), "{line}");
+}
+
+#[test]
+fn ipv6_fragment_and_cookie() {
+    let mut rec = seed_ping();
+    if let Origin::Devlink(t) = &mut rec.origin {
+        t.trap_name = FixedStr::new("ingress_flow_action_drop");
+        t.trap_group = FixedStr::new("acl_drops");
+        t.trap_type = TrapType::Drop;
+        let mut bytes = [0u8; 32];
+        bytes[..4].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        t.cookie = Some(test_cookie(4, bytes));
+    }
+    rec.packet.network = Network::Ip(Ip {
+        src: "2001:db8::1".parse().unwrap(),
+        dst: "2001:db8::2".parse().unwrap(),
+        protocol: 6,
+        length: 1000,
+        tos: 0xb8,
+        ttl: 63,
+        id: Some(7),
+        fragment: Some(Fragment { offset: 1448, more: true }),
+        dont_fragment: false,
+        flow_label: Some(0xabcde),
+    });
+    rec.packet.transport = Transport::None;
+    let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &rec)).unwrap();
+    assert_eq!(v["message"], "fwdDrop");
+    assert_eq!(v["dropType"], "acl");
+    assert_eq!(v["flowActionCookie"], "deadbeef");
+    assert_eq!(v["flowActionCookieLength"], 4);
+    let ip = &v["packet"]["IP"];
+    assert_eq!(ip["srcIp"], "2001:db8::1");
+    assert_eq!(
+        (ip["tos"].as_u64(), ip["version"].as_u64(), ip["flowLabel"].as_u64()),
+        (Some(0xb8), Some(6), Some(0xabcde))
+    );
+    assert_eq!((ip["fragOffset"].as_u64(), ip["moreFragments"].as_bool()), (Some(1448), Some(true)));
+    assert!(ip.get("dontFragment").is_none(), "IPv6 has no DF bit");
+    assert_eq!(v["packet"]["packetType"], "IP");
+    let line = encode(Format::Influx, &rec);
+    assert!(line.contains(r#"flowActionCookie="deadbeef",flowActionCookieLength=4i,"#), "{line}");
+    assert!(line.contains("packet_ip_flowLabel=703710i,packet_ip_fragOffset=1448i,"), "{line}");
+}
+
+fn test_cookie(len: u16, bytes: [u8; 32]) -> FlowActionCookie {
+    // Built through the decoder, the only place that constructs cookies.
+    let mut raw = crate::capture::abi::ts_event {
+        kind: 1,
+        source: 1,
+        cookie_len: len,
+        cookie: bytes,
+        ..Default::default()
+    };
+    raw.trap_type = 0;
+    // SAFETY: ts_event is plain data without padding.
+    let bytes = unsafe { plain::as_bytes(&raw) }.to_vec();
+    match crate::record::decode(&bytes, 0).unwrap().origin {
+        Origin::Devlink(t) => t.cookie.unwrap(),
+        Origin::Skb(_) => unreachable!(),
+    }
+}
+
+#[test]
+fn influx_escapes_each_position() {
+    use super::influx::escape_for_test as esc;
+    assert_eq!(esc(r#"a b,c=d"e\f"#, "measurement"), r#"a\ b\,c=d"e\\f"#);
+    assert_eq!(esc(r#"a b,c=d"e\f"#, "key"), r#"a\ b\,c\=d"e\\f"#);
+    assert_eq!(esc(r#"a b,c=d"e\f"#, "string"), r#"a b,c=d\"e\\f"#);
+    assert_eq!(esc("naïve\nline", "key"), "naïve\\ line");
+    assert_eq!(esc("ends\\", "key"), "ends\\\\");
+}
+
+#[test]
+fn influx_escapes_hostile_names_in_a_record() {
+    let mut rec = seed_ping();
+    rec.ingress.name = FixedStr::new(r#"sw p,1="x"\"#);
+    let line = encode(Format::Influx, &rec);
+    assert!(line.contains(r#",ingressPort=sw\ p\,1\="x"\\,"#), "{line}");
+    let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &rec)).unwrap();
+    assert_eq!(v["ingressPort"], r#"sw p,1="x"\"#);
+}
+
+#[test]
+fn influx_points_never_share_a_timestamp() {
+    let ctx = context();
+    let mut enc = Encoder::new(Format::Influx);
+    let rec = seed_ping();
+    let mut stamps = Vec::new();
+    for _ in 0..3 {
+        let mut out = Vec::new();
+        enc.encode(&ctx, &rec, &mut out);
+        let line = String::from_utf8(out).unwrap();
+        stamps.push(line.rsplit(' ').next().unwrap().parse::<u64>().unwrap());
+    }
+    assert_eq!(stamps, vec![rec.time_ns, rec.time_ns + 1, rec.time_ns + 2]);
+}
+
+#[test]
+fn unknown_traps_and_missing_ports_still_make_sense() {
+    let mut rec = seed_ping();
+    if let Origin::Devlink(t) = &mut rec.origin {
+        t.trap_name = FixedStr::new("vendor_magic");
+        t.trap_group = FixedStr::new("");
+        t.trap_type = TrapType::Drop;
+    }
+    rec.ingress.name = FixedStr::new("");
+    let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &rec)).unwrap();
+    assert_eq!(v["dropReason"], "vendor_magic");
+    assert_eq!(v["severity"], "Error");
+    assert_eq!(v["dropType"], "N/A");
+    assert_eq!(v["ingressPort"], "N/A");
+}
+
+#[test]
+fn text_line_is_compact() {
+    let got = encode(Format::Text, &udp_skb_drop());
+    assert_eq!(
+        got,
+        "1611931294.010481600 veth0 kernelDrop UNKNOWN_2 [Notice] vlan 100.200 udp 192.0.2.1:40000 > 192.0.2.21:53 ttl 64 len 84"
+    );
+}
+
+#[test]
+fn drop_type_is_the_group_prefix() {
+    assert_eq!(drop_type("l3_exceptions"), "l3");
+    assert_eq!(drop_type("buffer_drops"), "buffer");
+    assert_eq!(drop_type("tunnel_drops"), "tunnel");
+    assert_eq!(drop_type("stp"), "stp");
+    assert_eq!(drop_type(""), "N/A");
+}

@@ -1,0 +1,74 @@
+//! One compact line per record for people at a terminal (`--stdout -f text`).
+
+use std::fmt::Write as _;
+
+use super::{ByteWriter, Context, Seconds, Summary};
+use crate::record::{Network, Origin, Record, Transport};
+
+pub struct TextEncoder;
+
+impl TextEncoder {
+    pub(super) fn encode(&mut self, _ctx: &Context, rec: &Record, s: &Summary<'_>, out: &mut Vec<u8>) {
+        let mut w = ByteWriter(out);
+        let what = match &rec.origin {
+            Origin::Devlink(t) => t.trap_name.as_str(),
+            Origin::Skb(_) => &s.drop_reason,
+        };
+        let _ =
+            write!(w, "{} {} {} {} [{}]", Seconds(rec.time_ns), s.ingress_port, s.message, what, s.severity);
+        let p = &rec.packet;
+        if let Some(v) = p.vlans[0] {
+            let _ = write!(w, " vlan {}", v.vid);
+        }
+        if let Some(v) = p.vlans[1] {
+            let _ = write!(w, ".{}", v.vid);
+        }
+        match (&p.network, p.transport) {
+            (Network::Ip(ip), Transport::Tcp { src_port, dst_port, .. })
+            | (Network::Ip(ip), Transport::Udp { src_port, dst_port, .. }) => {
+                let proto = if matches!(p.transport, Transport::Tcp { .. }) { "tcp" } else { "udp" };
+                let _ = write!(
+                    w,
+                    " {proto} {}:{} > {}:{}",
+                    Bracketed(ip.src),
+                    src_port,
+                    Bracketed(ip.dst),
+                    dst_port
+                );
+            }
+            (Network::Ip(ip), Transport::Icmp { kind, code } | Transport::Icmpv6 { kind, code }) => {
+                let _ = write!(w, " icmp {} > {} type {kind} code {code}", ip.src, ip.dst);
+            }
+            (Network::Ip(ip), _) => {
+                let _ = write!(w, " ip proto {} {} > {}", ip.protocol, ip.src, ip.dst);
+            }
+            (Network::Arp(a), _) => {
+                let _ =
+                    write!(w, " arp op {} {} ({}) > {}", a.operation, a.sender_ip, a.sender_mac, a.target_ip);
+            }
+            (Network::None, _) => match p.ethernet {
+                Some(eth) => {
+                    let _ = write!(w, " {} > {} ethertype {:#06x}", eth.src, eth.dst, p.ether_type);
+                }
+                None => {
+                    let _ = write!(w, " ethertype {:#06x}", p.ether_type);
+                }
+            },
+        }
+        if let Network::Ip(ip) = &p.network {
+            let _ = write!(w, " ttl {} len {}", ip.ttl, ip.length);
+        }
+    }
+}
+
+/// IPv6 addresses in brackets so the port separator stays readable.
+struct Bracketed(std::net::IpAddr);
+
+impl std::fmt::Display for Bracketed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            std::net::IpAddr::V4(a) => write!(f, "{a}"),
+            std::net::IpAddr::V6(a) => write!(f, "[{a}]"),
+        }
+    }
+}

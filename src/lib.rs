@@ -1,0 +1,22 @@
+//! trapstream: packet traps from switch ASICs (devlink) and the kernel's own
+//! drops, dissected in eBPF and streamed to a collector.
+//!
+//! Data flows one way: `capture` (BPF programs, ring buffer) → `record`
+//! (decode into owned records) → channel → `sender` (`encode` + `transport`).
+//! `config` turns flags into validated settings; `stats` accounts for every
+//! event.
+
+pub mod capture;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod encode;
+pub mod error;
+pub mod netdb;
+pub mod record;
+pub mod sender;
+pub mod stats;
+pub mod taxonomy;
+pub mod transport;
+
+pub use error::{Error, Result};

@@ -1,0 +1,208 @@
+//! Wiring only: parse flags, load and attach, start the poll and sender
+//! threads, wait for a signal, then shut down without losing what is queued.
+
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use trapstream::capture::{self, Capture, CaptureConfig, DropReasons, KernelSupport};
+use trapstream::cli::{self, Format};
+use trapstream::clock::BootToWall;
+use trapstream::config::{Config, Output};
+use trapstream::encode::{Context, Encoder};
+use trapstream::error::{Error, Result};
+use trapstream::netdb::NetDb;
+use trapstream::record;
+use trapstream::sender::{self, SenderConfig};
+use trapstream::stats::Stats;
+use trapstream::transport::{Framing, Packer, Sink, StdoutSink, UdpSink};
+
+/// How long the poll thread sleeps when the ring buffer is empty.
+const POLL_IDLE: Duration = Duration::from_millis(5);
+/// How often the main thread wakes to refresh the clock offset and check threads.
+const TICK: Duration = Duration::from_millis(200);
+
+fn main() {
+    let code = match run() {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("trapstream: {err}");
+            err.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run() -> Result<()> {
+    let cli = cli::parse(std::env::args_os())?;
+    let cfg = Config::from_cli(&cli)?;
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+    if cfg.unique_interval.is_some() {
+        tracing::warn!("-u/--unique-interval is accepted but in-kernel aggregation is not built yet: every event is sent");
+    }
+
+    // Before any thread starts, so that every thread inherits the mask and
+    // only the main thread's sigtimedwait sees SIGINT/SIGTERM.
+    let signals = SignalSet::block(&[libc::SIGINT, libc::SIGTERM])?;
+
+    let btf = libbpf_rs::btf::Btf::from_vmlinux()
+        .map_err(Error::bpf("reading the kernel's BTF (/sys/kernel/btf/vmlinux; CONFIG_DEBUG_INFO_BTF)"))?;
+    let support = KernelSupport::probe(&btf);
+    let drop_reasons = DropReasons::from_btf(&btf);
+    drop(btf);
+
+    let ctx = Context { device_ip: cfg.device_ip.to_string(), netdb: NetDb::load(), drop_reasons };
+    let (mut sink, framing, max_datagram): (Box<dyn Sink + Send>, Framing, usize) = match &cfg.output {
+        Output::Udp { collector } => {
+            let framing = if cfg.format == Format::Json { Framing::JsonArray } else { Framing::Lines };
+            let sink = UdpSink::connect(*collector)
+                .map_err(Error::io(format!("opening a UDP socket to {collector}")))?;
+            (Box::new(sink), framing, cfg.max_datagram)
+        }
+        // One record per line; writes are grouped but never split a line.
+        Output::Stdout => (Box::new(StdoutSink::new()), Framing::Lines, 1 << 16),
+    };
+
+    let capture_cfg =
+        CaptureConfig { sources: cfg.sources, trap_type_mask: cfg.trap_type_mask, ring_size: cfg.ring_size };
+    let mut storage = MaybeUninit::uninit();
+    let mut capture = Capture::load(&capture_cfg, support, &mut storage)?;
+
+    let stats = std::sync::Arc::new(Stats::default());
+    let clock = std::sync::Arc::new(BootToWall::new());
+    let (tx, rx) = crossbeam_channel::bounded(cfg.channel_depth);
+    let ring = {
+        let (stats, clock) = (stats.clone(), clock.clone());
+        capture.ring_buffer(move |bytes: &[u8]| {
+            match record::decode(bytes, clock.get()) {
+                Ok(rec) => {
+                    Stats::add(&stats.read, 1);
+                    // Never block the poll thread: a full channel is a counted loss.
+                    if tx.try_send(rec).is_err() {
+                        Stats::add(&stats.channel_lost, 1);
+                    }
+                }
+                Err(err) => {
+                    Stats::add(&stats.decode_errors, 1);
+                    tracing::debug!("undecodable ring buffer record: {err}");
+                }
+            }
+            0
+        })?
+    };
+    capture.attach(&capture_cfg, support)?;
+    tracing::info!(
+        "capturing {} → {}",
+        match (cfg.sources.devlink, cfg.sources.skb) {
+            (true, true) => "devlink traps and skb drops",
+            (true, false) => "devlink traps",
+            _ => "skb drops",
+        },
+        match &cfg.output {
+            Output::Udp { collector } => format!("udp://{collector}"),
+            Output::Stdout => "stdout".into(),
+        }
+    );
+
+    let sender_cfg = SenderConfig {
+        batch_size: cfg.batch_size,
+        batch_interval: cfg.batch_interval,
+        flush_when_idle: cfg.output == Output::Stdout,
+        verbose: cfg.verbose,
+    };
+    let stop = AtomicBool::new(false);
+    let outcome = thread::scope(|scope| -> Result<()> {
+        let poller = thread::Builder::new()
+            .name("poll".into())
+            .spawn_scoped(scope, || {
+                let result = capture::poll(&ring, &stop, POLL_IDLE);
+                // Dropping the ring buffer drops the channel's sender: the
+                // sender thread then drains what is queued and exits.
+                drop(ring);
+                result
+            })
+            .map_err(Error::io("starting the poll thread"))?;
+        let sender = thread::Builder::new()
+            .name("sender".into())
+            .spawn_scoped(scope, || {
+                let encoder = Encoder::new(cfg.format);
+                let packer = Packer::new(framing, max_datagram);
+                sender::run(rx, &ctx, encoder, packer, sink.as_mut(), &sender_cfg, &stats)
+            })
+            .map_err(Error::io("starting the sender thread"))?;
+
+        let mut next_stats = cfg.stats_interval.map(|i| Instant::now() + i);
+        loop {
+            if let Some(sig) = signals.wait(TICK) {
+                tracing::info!("signal {sig}: flushing and exiting");
+                break;
+            }
+            if poller.is_finished() || sender.is_finished() {
+                break;
+            }
+            clock.refresh();
+            if let (Some(at), Some(interval)) = (next_stats, cfg.stats_interval) {
+                if Instant::now() >= at {
+                    log_stats(&capture, &stats, "stats");
+                    next_stats = Some(at + interval);
+                }
+            }
+        }
+        // Stop new events first, then drain the ring buffer, then the channel.
+        capture.detach();
+        stop.store(true, Ordering::Release);
+        let polled = poller.join().unwrap_or_else(|_| Err(Error::Usage("poll thread panicked".into())));
+        let sent = sender.join().unwrap_or_else(|_| Err(Error::Usage("sender thread panicked".into())));
+        polled.and(sent)
+    });
+    log_stats(&capture, &stats, "final");
+    outcome
+}
+
+fn log_stats(capture: &Capture<'_>, stats: &Stats, label: &str) {
+    match capture.kernel_counters() {
+        Ok(kernel) => tracing::info!("{label}: {}", stats.snapshot(kernel)),
+        Err(err) => tracing::warn!(
+            "{label}: {} (kernel counters unavailable: {err})",
+            stats.snapshot(Default::default())
+        ),
+    }
+}
+
+/// Signals blocked in every thread and taken synchronously by the main thread.
+struct SignalSet(libc::sigset_t);
+
+impl SignalSet {
+    fn block(signals: &[libc::c_int]) -> Result<SignalSet> {
+        // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: set is a valid sigset_t; the signal numbers are valid constants.
+        unsafe {
+            libc::sigemptyset(&mut set);
+            for &s in signals {
+                libc::sigaddset(&mut set, s);
+            }
+        }
+        // SAFETY: set is initialised; a null old-set pointer is allowed.
+        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        if rc != 0 {
+            return Err(Error::Io {
+                what: "blocking signals".into(),
+                source: std::io::Error::from_raw_os_error(rc),
+            });
+        }
+        Ok(SignalSet(set))
+    }
+
+    /// The signal that arrived within `timeout`, if any.
+    fn wait(&self, timeout: Duration) -> Option<libc::c_int> {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: the set and timespec are valid for the call; info may be null.
+        let sig = unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), &ts) };
+        (sig > 0).then_some(sig)
+    }
+}

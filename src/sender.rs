@@ -1,0 +1,129 @@
+//! The formatter/sender thread: records from the channel → encoded → packed
+//! into datagrams → sent. A batch holds at most `batch_size` records and is
+//! sent when full or `batch_interval` after its first record.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::encode::{Context, Encoder};
+use crate::error::{Error, Result};
+use crate::record::Record;
+use crate::stats::Stats;
+use crate::transport::{Datagram, Packer, Sink};
+
+pub struct SenderConfig {
+    pub batch_size: usize,
+    pub batch_interval: Duration,
+    /// Send as soon as the channel runs dry (stdout: a person is watching).
+    pub flush_when_idle: bool,
+    pub verbose: bool,
+}
+
+/// Logs send errors at most once per interval, with how many were suppressed.
+struct ErrorLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl ErrorLog {
+    fn report(&mut self, err: &io::Error, records: usize) {
+        let now = Instant::now();
+        if self.last.is_some_and(|t| now.duration_since(t) < ERROR_LOG_INTERVAL) {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(
+            "send failed, {records} records lost: {err} ({} more failures since the last report)",
+            self.suppressed
+        );
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+struct Output<'a> {
+    sink: &'a mut dyn Sink,
+    stats: &'a Stats,
+    errors: ErrorLog,
+}
+
+impl Output<'_> {
+    fn send(&mut self, d: Datagram<'_>) -> io::Result<()> {
+        let n = d.records as u64;
+        if d.oversize {
+            Stats::add(&self.stats.oversize, 1);
+        }
+        match self.sink.send(d.bytes) {
+            Ok(()) => {
+                Stats::add(&self.stats.sent, n);
+                Stats::add(&self.stats.datagrams, 1);
+                Ok(())
+            }
+            Err(e) => {
+                Stats::add(&self.stats.send_errors, 1);
+                Stats::add(&self.stats.send_lost, n);
+                if self.sink.is_fatal(&e) {
+                    return Err(e);
+                }
+                self.errors.report(&e, d.records);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Run until the channel is closed and drained; everything received is sent
+/// or counted as lost before this returns.
+pub fn run(
+    rx: Receiver<Record>,
+    ctx: &Context,
+    mut encoder: Encoder,
+    mut packer: Packer,
+    sink: &mut dyn Sink,
+    cfg: &SenderConfig,
+    stats: &Stats,
+) -> Result<()> {
+    let mut out = Output { sink, stats, errors: ErrorLog { last: None, suppressed: 0 } };
+    let mut encoded = Vec::with_capacity(4096);
+    let mut deadline: Option<Instant> = None;
+    let mut in_batch = 0usize;
+    let fatal = |e: io::Error| Error::Io { what: "writing records".into(), source: e };
+
+    loop {
+        let received = match deadline {
+            Some(d) => rx.recv_deadline(d),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let end_batch = match received {
+            Ok(rec) => {
+                encoded.clear();
+                encoder.encode(ctx, &rec, &mut encoded);
+                if cfg.verbose {
+                    tracing::info!("{}", String::from_utf8_lossy(&encoded));
+                }
+                packer.push(&encoded, |d| out.send(d)).map_err(fatal)?;
+                in_batch += 1;
+                if in_batch == 1 {
+                    deadline = Some(Instant::now() + cfg.batch_interval);
+                }
+                in_batch >= cfg.batch_size || (cfg.flush_when_idle && rx.is_empty())
+            }
+            Err(RecvTimeoutError::Timeout) => true,
+            Err(RecvTimeoutError::Disconnected) => {
+                packer.flush(|d| out.send(d)).map_err(fatal)?;
+                out.sink.flush().map_err(fatal)?;
+                return Ok(());
+            }
+        };
+        if end_batch {
+            packer.flush(|d| out.send(d)).map_err(fatal)?;
+            out.sink.flush().map_err(fatal)?;
+            in_batch = 0;
+            deadline = None;
+        }
+    }
+}

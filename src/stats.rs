@@ -1,0 +1,80 @@
+//! Counters that account for every event: each one read from the kernel is
+//! either sent or counted in exactly one loss counter.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::capture::KernelCounters;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Records decoded from the ring buffer.
+    pub read: AtomicU64,
+    /// Ring-buffer records that did not decode (counted, never silently skipped).
+    pub decode_errors: AtomicU64,
+    /// Records dropped because the channel to the sender was full.
+    pub channel_lost: AtomicU64,
+    /// Records handed to the transport in a datagram that was sent.
+    pub sent: AtomicU64,
+    /// Records in datagrams whose send failed.
+    pub send_lost: AtomicU64,
+    pub datagrams: AtomicU64,
+    pub send_errors: AtomicU64,
+    /// Records larger than --max-datagram, sent alone.
+    pub oversize: AtomicU64,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self, kernel: KernelCounters) -> Snapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Snapshot {
+            kernel,
+            read: get(&self.read),
+            decode_errors: get(&self.decode_errors),
+            channel_lost: get(&self.channel_lost),
+            sent: get(&self.sent),
+            send_lost: get(&self.send_lost),
+            datagrams: get(&self.datagrams),
+            send_errors: get(&self.send_errors),
+            oversize: get(&self.oversize),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub kernel: KernelCounters,
+    pub read: u64,
+    pub decode_errors: u64,
+    pub channel_lost: u64,
+    pub sent: u64,
+    pub send_lost: u64,
+    pub datagrams: u64,
+    pub send_errors: u64,
+    pub oversize: u64,
+}
+
+impl fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seen={} filtered={} ring_lost={} read={} decode_errors={} channel_lost={} sent={} \
+             send_lost={} datagrams={} send_errors={} oversize={}",
+            self.kernel.seen,
+            self.kernel.filtered,
+            self.kernel.ring_lost,
+            self.read,
+            self.decode_errors,
+            self.channel_lost,
+            self.sent,
+            self.send_lost,
+            self.datagrams,
+            self.send_errors,
+            self.oversize
+        )
+    }
+}

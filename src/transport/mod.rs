@@ -1,0 +1,193 @@
+//! Encoded records → datagrams (or lines) on the wire.
+//!
+//! The packer puts whole records into datagrams of at most `max` bytes: a
+//! record never straddles two datagrams, and one that is too big on its own
+//! goes alone and is counted. A JSON datagram is exactly one JSON array; an
+//! Influx datagram is newline-terminated lines.
+
+mod stdout;
+mod udp;
+
+pub use stdout::StdoutSink;
+pub use udp::UdpSink;
+
+use std::io;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `[rec,rec,...]`
+    JsonArray,
+    /// `rec\nrec\n`
+    Lines,
+}
+
+/// A datagram ready to send, and how many records it carries.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Datagram<'a> {
+    pub bytes: &'a [u8],
+    pub records: usize,
+    /// One record alone that exceeds the size limit.
+    pub oversize: bool,
+}
+
+pub struct Packer {
+    framing: Framing,
+    max: usize,
+    buf: Vec<u8>,
+    records: usize,
+}
+
+impl Packer {
+    pub fn new(framing: Framing, max: usize) -> Packer {
+        Packer { framing, max, buf: Vec::with_capacity(max.min(1 << 16)), records: 0 }
+    }
+
+    pub fn pending_records(&self) -> usize {
+        self.records
+    }
+
+    /// Add one encoded record. If it does not fit in the open datagram, that
+    /// datagram is handed to `emit` first.
+    pub fn push<E>(&mut self, record: &[u8], mut emit: E) -> io::Result<()>
+    where
+        E: FnMut(Datagram<'_>) -> io::Result<()>,
+    {
+        // Bytes the record adds: a separator (or the opening bracket) and,
+        // for arrays, room for the closing bracket.
+        let added = record.len() + 1;
+        let closing = usize::from(self.framing == Framing::JsonArray);
+        if self.records > 0 && self.buf.len() + added + closing > self.max {
+            self.flush(&mut emit)?;
+        }
+        match (self.framing, self.records) {
+            (Framing::JsonArray, 0) => self.buf.push(b'['),
+            (Framing::JsonArray, _) => self.buf.push(b','),
+            (Framing::Lines, _) => {}
+        }
+        self.buf.extend_from_slice(record);
+        if self.framing == Framing::Lines {
+            self.buf.push(b'\n');
+        }
+        self.records += 1;
+        if self.records == 1 && self.buf.len() + closing > self.max {
+            // Too big even alone: it goes by itself, now.
+            self.flush_as(true, &mut emit)?;
+        }
+        Ok(())
+    }
+
+    /// Send the open datagram, if any.
+    pub fn flush<E>(&mut self, emit: E) -> io::Result<()>
+    where
+        E: FnMut(Datagram<'_>) -> io::Result<()>,
+    {
+        self.flush_as(false, emit)
+    }
+
+    fn flush_as<E>(&mut self, oversize: bool, mut emit: E) -> io::Result<()>
+    where
+        E: FnMut(Datagram<'_>) -> io::Result<()>,
+    {
+        if self.records == 0 {
+            return Ok(());
+        }
+        if self.framing == Framing::JsonArray {
+            self.buf.push(b']');
+        }
+        let result = emit(Datagram { bytes: &self.buf, records: self.records, oversize });
+        self.buf.clear();
+        self.records = 0;
+        result
+    }
+}
+
+/// Where datagrams go.
+pub trait Sink {
+    /// Send one datagram. An error means none of its records arrived.
+    fn send(&mut self, datagram: &[u8]) -> io::Result<()>;
+
+    /// Push out anything buffered (stdout).
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Whether an error is the end of this sink rather than one lost datagram.
+    fn is_fatal(&self, _err: &io::Error) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pack(framing: Framing, max: usize, records: &[&str]) -> Vec<(String, usize, bool)> {
+        let mut out = Vec::new();
+        let mut packer = Packer::new(framing, max);
+        let mut emit = |d: Datagram<'_>| {
+            out.push((String::from_utf8(d.bytes.to_vec()).unwrap(), d.records, d.oversize));
+            Ok(())
+        };
+        for r in records {
+            packer.push(r.as_bytes(), &mut emit).unwrap();
+        }
+        packer.flush(&mut emit).unwrap();
+        out
+    }
+
+    #[test]
+    fn json_datagrams_are_arrays_of_whole_records_at_the_limit() {
+        // "[aaaa,bbbb]" is 11 bytes: fits exactly at 11, splits at 10.
+        let at = pack(Framing::JsonArray, 11, &["aaaa", "bbbb"]);
+        assert_eq!(at, vec![("[aaaa,bbbb]".into(), 2, false)]);
+        let below = pack(Framing::JsonArray, 10, &["aaaa", "bbbb"]);
+        assert_eq!(below, vec![("[aaaa]".into(), 1, false), ("[bbbb]".into(), 1, false)]);
+        for (datagram, _, _) in below.iter().chain(&at) {
+            let parsed: serde_json::Value =
+                serde_json::from_str(&datagram.replace(|c: char| c.is_alphabetic(), "1")).unwrap();
+            assert!(parsed.is_array());
+        }
+    }
+
+    #[test]
+    fn lines_datagrams_end_in_newlines_at_the_limit() {
+        assert_eq!(pack(Framing::Lines, 10, &["aaaa", "bbbb"]), vec![("aaaa\nbbbb\n".into(), 2, false)]);
+        assert_eq!(
+            pack(Framing::Lines, 9, &["aaaa", "bbbb", "cc"]),
+            vec![("aaaa\n".into(), 1, false), ("bbbb\ncc\n".into(), 2, false)]
+        );
+    }
+
+    #[test]
+    fn an_oversize_record_goes_alone_and_is_marked() {
+        let got = pack(Framing::JsonArray, 8, &["aa", "this-is-too-long", "bb", "cc"]);
+        assert_eq!(
+            got,
+            vec![
+                ("[aa]".into(), 1, false),
+                ("[this-is-too-long]".into(), 1, true),
+                ("[bb,cc]".into(), 2, false),
+            ]
+        );
+        // Exactly at the limit alone is not oversize.
+        assert_eq!(pack(Framing::Lines, 5, &["abcd"]), vec![("abcd\n".into(), 1, false)]);
+        assert_eq!(pack(Framing::Lines, 4, &["abcd"]), vec![("abcd\n".into(), 1, true)]);
+    }
+
+    #[test]
+    fn every_record_is_in_exactly_one_datagram() {
+        let records: Vec<String> = (0..500).map(|i| "x".repeat(1 + (i * 37) % 90)).collect();
+        let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+        for max in [16, 64, 100, 1400] {
+            let got = pack(Framing::JsonArray, max, &refs);
+            assert_eq!(got.iter().map(|d| d.1).sum::<usize>(), records.len());
+            let mut joined = Vec::new();
+            for (d, n, oversize) in &got {
+                assert!(d.len() <= max || (*oversize && *n == 1), "{max}: {d}");
+                let inner = &d[1..d.len() - 1];
+                joined.extend(inner.split(',').map(str::to_string));
+            }
+            assert_eq!(joined, records);
+        }
+    }
+}
