@@ -170,26 +170,31 @@ fn read_counters(map: &dyn MapCore) -> Result<KernelCounters> {
     Ok(KernelCounters { seen: sums[0], filtered: sums[1], ring_lost: sums[2] })
 }
 
-/// Drain the ring buffer until `stop` is set, then once more.
+/// Drain the ring buffer until `stop` is set (after the programs were
+/// detached), then drain it to the end.
 ///
 /// The BPF side submits with BPF_RB_NO_WAKEUP (a wakeup per event cost ~9x
 /// the program's run time), so nothing wakes this thread: it consumes on a
 /// short timer and goes straight back while records keep arriving.
 pub fn poll(ring: &RingBuffer<'_>, stop: &AtomicBool, idle_sleep: Duration) -> Result<()> {
-    loop {
-        let stopping = stop.load(Ordering::Acquire);
-        let consumed = ring.consume_raw();
-        if consumed < 0 {
-            return Err(Error::Io {
-                what: "consuming the ring buffer".into(),
-                source: std::io::Error::from_raw_os_error(-consumed),
-            });
-        }
-        if stopping {
-            return Ok(());
-        }
-        if consumed == 0 {
+    let consume = || match ring.consume_raw() {
+        n if n < 0 => Err(Error::Io {
+            what: "consuming the ring buffer".into(),
+            source: std::io::Error::from_raw_os_error(-n),
+        }),
+        n => Ok(n),
+    };
+    while !stop.load(Ordering::Acquire) {
+        if consume()? == 0 {
             std::thread::sleep(idle_sleep);
+        }
+    }
+    // A program that was running when its link went away may still submit:
+    // give it a grace period, then drain until the buffer stays empty.
+    loop {
+        std::thread::sleep(idle_sleep);
+        if consume()? == 0 {
+            return Ok(());
         }
     }
 }

@@ -37,7 +37,8 @@ impl TextEncoder {
                 );
             }
             (Network::Ip(ip), Transport::Icmp { kind, code } | Transport::Icmpv6 { kind, code }) => {
-                let _ = write!(w, " icmp {} > {} type {kind} code {code}", ip.src, ip.dst);
+                let name = if matches!(p.transport, Transport::Icmp { .. }) { "icmp" } else { "icmp6" };
+                let _ = write!(w, " {name} {} > {} type {kind} code {code}", ip.src, ip.dst);
             }
             (Network::Ip(ip), _) => {
                 let _ = write!(w, " ip proto {} {} > {}", ip.protocol, ip.src, ip.dst);
