@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
 /*
  * trapstream's kernel side: one event per devlink trap report or skb drop,
- * dissected here and handed to user space through a ring buffer.
+ * dissected here and either handed to user space through a ring buffer or,
+ * with aggregation on, counted per {trap, port, flow} in a hash table.
  */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -12,15 +13,46 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+#define EEXIST 17
+
+/* Run-time knobs, fixed before load (the verifier prunes what they turn off). */
 /* Trap types emitted (bit per TS_TRAP_TYPE_*); control traps are off unless asked for. */
 const volatile __u32 trap_type_mask = (1u << TS_TRAP_TYPE_DROP) | (1u << TS_TRAP_TYPE_EXCEPTION);
+/* Count into the flow tables instead of emitting one event per packet. */
+const volatile bool aggregate = false;
+/* Keys a flow table holds; past 3/4 of it user space is asked to flush early. */
+const volatile __u32 flow_capacity = 1024;
+/* Filter kinds with any entry, and kinds with an include list (bit per TS_FILTER_*). */
+const volatile __u32 filter_kinds = 0;
+const volatile __u32 filter_include_kinds = 0;
+/*
+ * trapstream's own UDP datagrams to its collector (source port, collector
+ * port and address). Their drops are not reported: a collector whose port is
+ * closed would otherwise turn each datagram into a drop, a record, and the
+ * next datagram.
+ */
+const volatile __u16 self_sport = 0;
+const volatile __u16 self_dport = 0;
+const volatile __u8 self_daddr[16] = {};
 
 /*
- * Never read: it puts struct ts_event into the object's BTF, from which the
- * skeleton generates the Rust type user space decodes into. In .rodata so it
- * costs no extra map.
+ * Shared with user space through the mmap'ed .bss. User space flips
+ * active_table, waits for an RCU grace period (every program run finishes
+ * within one), then drains the other table with no writer left.
+ */
+__u32 active_table;
+__u32 table_entries[2];
+__u32 flush_requested;
+
+/*
+ * Never read: it puts the ABI structs into the object's BTF, from which the
+ * skeleton generates the Rust types user space decodes into. In .rodata so
+ * it costs no extra map.
  */
 const volatile struct ts_event ts_event_abi = {};
+const volatile struct ts_flow_key ts_flow_key_abi = {};
+const volatile struct ts_flow ts_flow_abi = {};
+const volatile struct ts_filter_key ts_filter_key_abi = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -34,6 +66,48 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/*
+ * Plain hash tables, not LRU: an LRU makes room by evicting a counted entry,
+ * which is exactly the silent loss aggregation must not have. A full table
+ * refuses the key and the packet is sent alone instead.
+ */
+struct flow_table {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024); /* resized by user space before load */
+	__type(key, struct ts_flow_key);
+	__type(value, struct ts_flow);
+} flows0 SEC(".maps"), flows1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct flow_table);
+} flow_tables SEC(".maps") = {
+	.values = { &flows0, &flows1 },
+};
+
+/* The event being built when aggregating: too big for the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ts_flow);
+} flow_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ts_filter_key);
+	__type(value, __u8);
+} filters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ts_filter_key);
+} filter_scratch SEC(".maps");
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
 
@@ -46,20 +120,159 @@ static __always_inline void count(__u32 idx)
 		*c += 1;
 }
 
-static __always_inline struct ts_event *reserve_event(__u8 source)
+/*
+ * True when a filter of this kind says to skip the packet. `name` holds the
+ * name (or a __u32 in its first bytes); the lookups compile away when no
+ * filter of the kind is configured.
+ */
+static __always_inline bool filtered_out(__u32 kind, const char *name, __u32 len)
 {
-	struct ts_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	__u32 zero = 0;
+	struct ts_filter_key *key;
+	__u8 *verdict;
 
-	if (!e) {
-		count(TS_CNT_RB_LOST);
-		return 0;
+	if (!(filter_kinds & (1u << kind)))
+		return false;
+	key = bpf_map_lookup_elem(&filter_scratch, &zero);
+	if (!key)
+		return false;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->kind = kind;
+	if (len > sizeof(key->name))
+		len = sizeof(key->name);
+	bpf_probe_read_kernel(key->name, len, name);
+	verdict = bpf_map_lookup_elem(&filters, key);
+	if ((filter_include_kinds & (1u << kind)) && !(verdict && (*verdict & TS_FILTER_INCLUDE)))
+		return true;
+	return verdict && (*verdict & TS_FILTER_EXCLUDE);
+}
+
+static __always_inline bool filtered_out_u32(__u32 kind, __u32 value)
+{
+	return filtered_out(kind, (const char *)&value, sizeof(value));
+}
+
+/*
+ * Where an event is built: straight into the ring buffer when each packet is
+ * an event, or into per-CPU scratch when it is going to be counted.
+ */
+static __always_inline struct ts_event *begin_event(__u8 source)
+{
+	struct ts_event *e;
+	__u32 zero = 0;
+
+	if (aggregate) {
+		struct ts_flow *f = bpf_map_lookup_elem(&flow_scratch, &zero);
+
+		if (!f)
+			return 0;
+		e = &f->exemplar;
+	} else {
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (!e) {
+			count(TS_CNT_RB_LOST);
+			return 0;
+		}
 	}
-	/* Ring buffer memory is recycled: every byte user space reads must be written. */
+	/* Ring buffer memory and scratch are recycled: every byte read must be written. */
 	__builtin_memset(e, 0, sizeof(*e));
 	e->kind = TS_KIND_EVENT;
 	e->source = source;
 	e->time_ns = bpf_ktime_get_boot_ns();
 	return e;
+}
+
+static __always_inline void drop_event(struct ts_event *e)
+{
+	count(TS_CNT_FILTERED);
+	if (!aggregate)
+		bpf_ringbuf_discard(e, 0);
+}
+
+/* Count the event into the active flow table; false when the table has no room. */
+static __always_inline bool count_into_table(struct ts_event *e)
+{
+	struct ts_flow *flow, *fresh = (struct ts_flow *)((char *)e - __builtin_offsetof(struct ts_flow, exemplar));
+	struct ts_flow_key key;
+	__u32 table_idx = active_table & 1;
+	__u64 now = e->time_ns, len = e->pkt.pkt_len;
+	void *table;
+	long err;
+
+	__builtin_memset(&key, 0, sizeof(key));
+	key.source = e->source;
+	key.trap_type = e->trap_type;
+	key.eth_proto = e->pkt.eth_proto;
+	key.ifindex = e->ifindex;
+	key.netns_ino = e->netns_ino;
+	key.drop_reason = e->drop_reason;
+	__builtin_memcpy(key.trap_name, e->trap_name, sizeof(key.trap_name));
+	__builtin_memcpy(key.src_mac, e->pkt.src_mac, 6);
+	__builtin_memcpy(key.dst_mac, e->pkt.dst_mac, 6);
+	key.vlan_id[0] = e->pkt.vlan_tci[0] & 0x0fff;
+	key.vlan_id[1] = e->pkt.vlan_tci[1] & 0x0fff;
+	if (e->pkt.layers & (TS_L_IPV4 | TS_L_IPV6)) {
+		__builtin_memcpy(key.ip_src, e->pkt.ip_src, 16);
+		__builtin_memcpy(key.ip_dst, e->pkt.ip_dst, 16);
+		key.ip_proto = e->pkt.ip_proto;
+		key.sport = e->pkt.sport;
+		key.dport = e->pkt.dport;
+	}
+
+	table = bpf_map_lookup_elem(&flow_tables, &table_idx);
+	if (!table)
+		return false;
+	flow = bpf_map_lookup_elem(table, &key);
+	if (!flow) {
+		fresh->packets = 1;
+		fresh->bytes = len;
+		fresh->first_ns = now;
+		fresh->last_ns = now;
+		err = bpf_map_update_elem(table, &key, fresh, BPF_NOEXIST);
+		if (!err) {
+			/*
+			 * Constant indices: the verifier loses the bound on table_idx
+			 * across the helper calls. No fetch: atomics that return a
+			 * value need kernel 5.12.
+			 */
+			__u32 *entries = table_idx ? &table_entries[1] : &table_entries[0];
+
+			__sync_fetch_and_add(entries, 1);
+			if (*entries * 4 >= flow_capacity * 3)
+				flush_requested = 1;
+			count(TS_CNT_AGG_PACKETS);
+			return true;
+		}
+		/* Another CPU inserted the same key first: count into its entry. */
+		if (err == -EEXIST)
+			flow = bpf_map_lookup_elem(table, &key);
+		if (!flow) {
+			flush_requested = 1;
+			return false;
+		}
+	}
+	__sync_fetch_and_add(&flow->packets, 1);
+	__sync_fetch_and_add(&flow->bytes, len);
+	/* Racy but monotonic enough: two CPUs may each write a close last_ns. */
+	if (now > flow->last_ns)
+		flow->last_ns = now;
+	count(TS_CNT_AGG_PACKETS);
+	return true;
+}
+
+static __always_inline void finish_event(struct ts_event *e)
+{
+	if (!aggregate) {
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	if (count_into_table(e))
+		return;
+	/* No room for the key: the packet goes alone, as a flow of one. */
+	e->flags |= TS_EV_AGG_OVERFLOW;
+	count(TS_CNT_AGG_OVERFLOW);
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
+		count(TS_CNT_RB_LOST);
 }
 
 static __always_inline void read_netdev(struct net_device *dev, struct ts_event *e)
@@ -91,7 +304,7 @@ int handle_devlink_trap(__u64 *ctx)
 		count(TS_CNT_FILTERED);
 		return 0;
 	}
-	e = reserve_event(TS_SOURCE_DEVLINK);
+	e = begin_event(TS_SOURCE_DEVLINK);
 	if (!e)
 		return 0;
 	e->trap_type = type;
@@ -101,6 +314,12 @@ int handle_devlink_trap(__u64 *ctx)
 	in_dev = md->input_dev;
 	if (in_dev)
 		read_netdev(in_dev, e);
+	if (filtered_out(TS_FILTER_TRAP_NAME, e->trap_name, sizeof(e->trap_name)) ||
+	    filtered_out(TS_FILTER_TRAP_GROUP, e->trap_group, sizeof(e->trap_group)) ||
+	    filtered_out(TS_FILTER_PORT, e->ifname, sizeof(e->ifname))) {
+		drop_event(e);
+		return 0;
+	}
 	fa = md->fa_cookie;
 	if (fa) {
 		n = fa->cookie_len;
@@ -121,8 +340,19 @@ int handle_devlink_trap(__u64 *ctx)
 		bpf_probe_read_kernel_str(e->dev_name, sizeof(e->dev_name), name);
 	}
 	dissect(skb, &e->pkt);
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	finish_event(e);
 	return 0;
+}
+
+static __always_inline bool to_collector(const __u8 *daddr)
+{
+	__u8 diff = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 16; i++)
+		diff |= daddr[i] ^ self_daddr[i];
+	return diff == 0;
 }
 
 static __always_inline int emit_skb_drop(struct sk_buff *skb, __u32 reason, __u8 source)
@@ -137,7 +367,11 @@ static __always_inline int emit_skb_drop(struct sk_buff *skb, __u32 reason, __u8
 		count(TS_CNT_FILTERED);
 		return 0;
 	}
-	e = reserve_event(source);
+	if (filtered_out_u32(TS_FILTER_REASON, reason)) {
+		count(TS_CNT_FILTERED);
+		return 0;
+	}
+	e = begin_event(source);
 	if (!e)
 		return 0;
 	e->trap_type = TS_TRAP_TYPE_NONE;
@@ -157,8 +391,18 @@ static __always_inline int emit_skb_drop(struct sk_buff *skb, __u32 reason, __u8
 				e->netns_ino = net->ns.inum;
 		}
 	}
+	if (filtered_out_u32(TS_FILTER_NETNS, e->netns_ino) ||
+	    filtered_out(TS_FILTER_PORT, e->ifname, sizeof(e->ifname))) {
+		drop_event(e);
+		return 0;
+	}
 	dissect(skb, &e->pkt);
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	if (self_dport && (e->pkt.layers & TS_L_UDP) && e->pkt.sport == self_sport &&
+	    e->pkt.dport == self_dport && to_collector(e->pkt.ip_dst)) {
+		drop_event(e);
+		return 0;
+	}
+	finish_event(e);
 	return 0;
 }
 

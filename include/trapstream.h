@@ -62,11 +62,26 @@
 #define TS_FRAG_MF 1
 #define TS_FRAG_DF 2
 
+/* struct ts_event.flags */
+/* Sent alone (count 1) because the aggregation table had no room for its key. */
+#define TS_EV_AGG_OVERFLOW 1
+
 /* Per-CPU counters (map `counters`), summed by user space. */
-#define TS_CNT_SEEN 0        /* tracepoint hits for an enabled source */
-#define TS_CNT_FILTERED 1    /* skipped by a filter (e.g. control traps) */
-#define TS_CNT_RB_LOST 2     /* ring buffer reservation failed */
-#define TS_CNT_MAX 4
+#define TS_CNT_SEEN 0         /* tracepoint hits for an enabled source */
+#define TS_CNT_FILTERED 1     /* skipped by a filter (trap type, name, group, port, reason, netns) */
+#define TS_CNT_RB_LOST 2      /* ring buffer reservation or output failed */
+#define TS_CNT_AGG_PACKETS 3  /* packets counted into an aggregation table */
+#define TS_CNT_AGG_OVERFLOW 4 /* packets sent alone because the table was full */
+#define TS_CNT_MAX 8
+
+/* Filter kinds (struct ts_filter_key.kind); values in the `filters` map. */
+#define TS_FILTER_TRAP_NAME 1
+#define TS_FILTER_TRAP_GROUP 2
+#define TS_FILTER_PORT 3      /* ingress netdev name */
+#define TS_FILTER_REASON 4    /* skb drop reason, as a __u32 in name[0..4] */
+#define TS_FILTER_NETNS 5     /* netns inode, as a __u32 in name[0..4] */
+#define TS_FILTER_INCLUDE 1
+#define TS_FILTER_EXCLUDE 2
 
 struct ts_packet {
 	__u32 layers;         /* TS_L_* */
@@ -106,7 +121,7 @@ struct ts_event {
 	__u8 kind;            /* TS_KIND_EVENT */
 	__u8 source;          /* TS_SOURCE_* */
 	__u8 trap_type;       /* TS_TRAP_TYPE_* */
-	__u8 _pad0;
+	__u8 flags;           /* TS_EV_* */
 	__u16 cookie_len;     /* flow-action cookie length in the kernel (may exceed TS_COOKIE_MAX) */
 	__u16 _pad1;
 	__u64 time_ns;        /* CLOCK_BOOTTIME when the tracepoint fired */
@@ -121,6 +136,42 @@ struct ts_event {
 	char dev_name[TS_DEV_NAME_LEN];
 	__u8 cookie[TS_COOKIE_MAX];
 	struct ts_packet pkt;
+};
+
+/*
+ * Aggregation (-u): one entry per {trap or drop reason, ingress port, flow}.
+ * ARP and other non-IP frames are keyed by their L2 fields alone.
+ */
+struct ts_flow_key {
+	__u8 source;
+	__u8 trap_type;
+	__u16 eth_proto;
+	__u32 ifindex;
+	__u32 netns_ino;
+	__u32 drop_reason;
+	char trap_name[TS_TRAP_NAME_LEN];
+	__u8 src_mac[6];
+	__u8 dst_mac[6];
+	__u16 vlan_id[2];
+	__u8 ip_src[16];
+	__u8 ip_dst[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 ip_proto;
+	__u8 _pad[3];
+};
+
+struct ts_flow {
+	__u64 packets;
+	__u64 bytes;          /* frame bytes (struct ts_packet.pkt_len) */
+	__u64 first_ns;       /* CLOCK_BOOTTIME of the first and last packet */
+	__u64 last_ns;
+	struct ts_event exemplar; /* the first packet, fully decoded */
+};
+
+struct ts_filter_key {
+	__u32 kind;           /* TS_FILTER_* */
+	char name[TS_TRAP_NAME_LEN];
 };
 
 #endif /* TRAPSTREAM_H */

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use libbpf_rs::btf::types::{Enum, FuncProto, Ptr, Typedef};
 use libbpf_rs::btf::Btf;
@@ -14,6 +14,8 @@ use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuild
 
 use crate::config::Sources;
 use crate::error::{Error, Result};
+use crate::record::{FLOW_KEY_SIZE, FLOW_SIZE};
+use crate::stats::Stats;
 
 mod skel {
     #![allow(clippy::all, dead_code, unused_imports, non_camel_case_types, non_snake_case)]
@@ -22,7 +24,7 @@ mod skel {
 
 /// The kernel ABI types, as generated from the BPF object's BTF.
 pub mod abi {
-    pub use super::skel::types::{ts_event, ts_packet};
+    pub use super::skel::types::{ts_event, ts_filter_key, ts_flow, ts_flow_key, ts_packet};
 
     // SAFETY: both are repr(C) structs of integers and integer arrays with no
     // padding (their sizes are asserted equal to the C layout in `record`),
@@ -30,6 +32,12 @@ pub mod abi {
     unsafe impl plain::Plain for ts_event {}
     // SAFETY: as above.
     unsafe impl plain::Plain for ts_packet {}
+    // SAFETY: as above (u64 counters followed by a ts_event).
+    unsafe impl plain::Plain for ts_flow {}
+    // SAFETY: as above.
+    unsafe impl plain::Plain for ts_flow_key {}
+    // SAFETY: as above.
+    unsafe impl plain::Plain for ts_filter_key {}
 }
 
 use skel::{TrapstreamSkel, TrapstreamSkelBuilder};
@@ -43,6 +51,10 @@ pub struct KernelCounters {
     pub filtered: u64,
     /// Events lost because the ring buffer was full.
     pub ring_lost: u64,
+    /// Packets counted into a flow table (-u).
+    pub aggregated: u64,
+    /// Packets sent alone because the flow table was full (-u).
+    pub overflow: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +62,92 @@ pub struct CaptureConfig {
     pub sources: Sources,
     pub trap_type_mask: u32,
     pub ring_size: u32,
+    /// Count per flow in the kernel (-u) with tables of this many keys.
+    pub flow_capacity: Option<u32>,
+    pub filters: Filters,
+    /// trapstream's own datagrams (local address, collector): their drops are not reported.
+    pub own_traffic: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+}
+
+/// Kernel-side filters. A packet passes a kind when that kind's include list
+/// is empty or names it, and its exclude list does not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub include_trap_names: Vec<String>,
+    pub exclude_trap_names: Vec<String>,
+    pub include_trap_groups: Vec<String>,
+    pub exclude_trap_groups: Vec<String>,
+    pub include_ports: Vec<String>,
+    pub exclude_ports: Vec<String>,
+    /// skb drop reasons by name (NO_SOCKET), as the kernel's BTF names them.
+    pub include_reasons: Vec<String>,
+    pub exclude_reasons: Vec<String>,
+    /// Network namespaces by inode (`stat -L -c %i /run/netns/NAME`).
+    pub include_netns: Vec<u32>,
+    pub exclude_netns: Vec<u32>,
+}
+
+const TS_FILTER_TRAP_NAME: u32 = 1;
+const TS_FILTER_TRAP_GROUP: u32 = 2;
+const TS_FILTER_PORT: u32 = 3;
+const TS_FILTER_REASON: u32 = 4;
+const TS_FILTER_NETNS: u32 = 5;
+const TS_FILTER_INCLUDE: u8 = 1;
+const TS_FILTER_EXCLUDE: u8 = 2;
+/// Entries the kernel's filter map holds.
+pub const MAX_FILTER_ENTRIES: usize = 1024;
+
+/// One filter map entry: (kind, key bytes, verdict bit).
+type FilterEntry = (u32, Vec<u8>, u8);
+
+impl Filters {
+    /// Check every name against what the kernel can match (for --check-config).
+    pub fn check(&self, reasons: &DropReasons) -> Result<()> {
+        self.entries(reasons).map(|_| ())
+    }
+
+    /// The map entries, with names checked against what the kernel can match.
+    fn entries(&self, reasons: &DropReasons) -> Result<Vec<FilterEntry>> {
+        let mut out = Vec::new();
+        let lists = [
+            (TS_FILTER_TRAP_NAME, &self.include_trap_names, TS_FILTER_INCLUDE, 48, "trap name"),
+            (TS_FILTER_TRAP_NAME, &self.exclude_trap_names, TS_FILTER_EXCLUDE, 48, "trap name"),
+            (TS_FILTER_TRAP_GROUP, &self.include_trap_groups, TS_FILTER_INCLUDE, 32, "trap group"),
+            (TS_FILTER_TRAP_GROUP, &self.exclude_trap_groups, TS_FILTER_EXCLUDE, 32, "trap group"),
+            (TS_FILTER_PORT, &self.include_ports, TS_FILTER_INCLUDE, 16, "port"),
+            (TS_FILTER_PORT, &self.exclude_ports, TS_FILTER_EXCLUDE, 16, "port"),
+        ];
+        for (kind, list, verdict, size, what) in lists {
+            for name in list {
+                // The kernel compares NUL-terminated names of a fixed size.
+                if name.is_empty() || name.len() >= size {
+                    return Err(Error::Usage(format!("{what} '{name}' must be 1..{} characters", size - 1)));
+                }
+                out.push((kind, name.as_bytes().to_vec(), verdict));
+            }
+        }
+        for (list, verdict) in
+            [(&self.include_reasons, TS_FILTER_INCLUDE), (&self.exclude_reasons, TS_FILTER_EXCLUDE)]
+        {
+            for name in list {
+                let value = reasons.value(name).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "skb drop reason '{name}' is not known to this kernel (enum skb_drop_reason)"
+                    ))
+                })?;
+                out.push((TS_FILTER_REASON, value.to_ne_bytes().to_vec(), verdict));
+            }
+        }
+        for (list, verdict) in
+            [(&self.include_netns, TS_FILTER_INCLUDE), (&self.exclude_netns, TS_FILTER_EXCLUDE)]
+        {
+            out.extend(list.iter().map(|ino| (TS_FILTER_NETNS, ino.to_ne_bytes().to_vec(), verdict)));
+        }
+        if out.len() > MAX_FILTER_ENTRIES {
+            return Err(Error::Usage(format!("{} filter entries; at most {MAX_FILTER_ENTRIES}", out.len())));
+        }
+        Ok(out)
+    }
 }
 
 /// What the running kernel offers, read from its BTF.
@@ -88,6 +186,7 @@ impl<'obj> Capture<'obj> {
     pub fn load(
         cfg: &CaptureConfig,
         support: KernelSupport,
+        reasons: &DropReasons,
         storage: &'obj mut MaybeUninit<OpenObject>,
     ) -> Result<Capture<'obj>> {
         if cfg.sources.devlink && !support.devlink_tracepoint {
@@ -105,14 +204,77 @@ impl<'obj> Capture<'obj> {
             .as_deref_mut()
             .ok_or_else(|| Error::Usage("BPF object has no .rodata".into()))?;
         rodata.trap_type_mask = cfg.trap_type_mask;
+        rodata.aggregate = cfg.flow_capacity.is_some();
+        rodata.flow_capacity = cfg.flow_capacity.unwrap_or(1);
+        if let Some((local, collector)) = cfg.own_traffic {
+            rodata.self_sport = local.port();
+            rodata.self_dport = collector.port();
+            rodata.self_daddr = match collector.ip() {
+                std::net::IpAddr::V4(a) => {
+                    let mut b = [0u8; 16];
+                    b[..4].copy_from_slice(&a.octets());
+                    b
+                }
+                std::net::IpAddr::V6(a) => a.octets(),
+            };
+        }
+        let filters = cfg.filters.entries(reasons)?;
+        for (kind, _, verdict) in &filters {
+            rodata.filter_kinds |= 1 << kind;
+            if *verdict == TS_FILTER_INCLUDE {
+                rodata.filter_include_kinds |= 1 << kind;
+            }
+        }
         open.maps.events.set_max_entries(cfg.ring_size).map_err(Error::bpf("sizing the ring buffer"))?;
+        // Tables are preallocated: without aggregation keep them one entry small.
+        for table in [&mut open.maps.flows0, &mut open.maps.flows1] {
+            table
+                .set_max_entries(cfg.flow_capacity.unwrap_or(1))
+                .map_err(Error::bpf("sizing the flow tables"))?;
+        }
         let progs = &mut open.progs;
         progs.handle_devlink_trap.set_autoload(cfg.sources.devlink);
         progs.handle_kfree_skb.set_autoload(cfg.sources.skb && support.skb_drop_reason);
         progs.handle_kfree_skb_noreason.set_autoload(cfg.sources.skb && !support.skb_drop_reason);
         progs.dissect_test_frame.set_autoload(false);
         let skel = open.load().map_err(Error::bpf("loading the BPF programs"))?;
+        for (kind, name, verdict) in filters {
+            let mut key = abi::ts_filter_key { kind, ..Default::default() };
+            for (dst, src) in key.name.iter_mut().zip(&name) {
+                *dst = *src as i8;
+            }
+            // SAFETY: ts_filter_key is plain data without padding.
+            let bytes = unsafe { plain::as_bytes(&key) };
+            // Both lists may name the same key: the verdict bits add up.
+            let old = skel.maps.filters.lookup(bytes, MapFlags::ANY).ok().flatten();
+            let verdict = verdict | old.and_then(|v| v.first().copied()).unwrap_or(0);
+            skel.maps
+                .filters
+                .update(bytes, &[verdict], MapFlags::ANY)
+                .map_err(Error::bpf("setting a filter"))?;
+        }
         Ok(Capture { skel, links: Vec::new() })
+    }
+
+    /// The flow tables and their shared state, for the poll thread. Once only.
+    pub fn flow_tables(&mut self) -> Result<FlowTables<'obj>> {
+        let shared = self
+            .skel
+            .maps
+            .bss_data
+            .take()
+            .ok_or_else(|| Error::Usage("the flow tables were already handed out".into()))?;
+        let handle = |map: &libbpf_rs::MapMut<'_>| {
+            libbpf_rs::MapHandle::try_from(map).map_err(Error::bpf("opening a flow table"))
+        };
+        Ok(FlowTables {
+            tables: [handle(&self.skel.maps.flows0)?, handle(&self.skel.maps.flows1)?],
+            shared,
+            active: 0,
+            keys: Vec::new(),
+            values: Vec::new(),
+            batch_supported: true,
+        })
     }
 
     pub fn attach(&mut self, cfg: &CaptureConfig, support: KernelSupport) -> Result<()> {
@@ -154,7 +316,7 @@ impl<'obj> Capture<'obj> {
 }
 
 fn read_counters(map: &dyn MapCore) -> Result<KernelCounters> {
-    let mut sums = [0u64; 4];
+    let mut sums = [0u64; 5];
     for (index, sum) in sums.iter_mut().enumerate() {
         let key = (index as u32).to_ne_bytes();
         let per_cpu = map
@@ -167,16 +329,39 @@ fn read_counters(map: &dyn MapCore) -> Result<KernelCounters> {
             .map(u64::from_ne_bytes)
             .sum();
     }
-    Ok(KernelCounters { seen: sums[0], filtered: sums[1], ring_lost: sums[2] })
+    Ok(KernelCounters {
+        seen: sums[0],
+        filtered: sums[1],
+        ring_lost: sums[2],
+        aggregated: sums[3],
+        overflow: sums[4],
+    })
 }
 
-/// Drain the ring buffer until `stop` is set (after the programs were
-/// detached), then drain it to the end.
+/// Receives each drained flow-table value (a `struct ts_flow`).
+pub type FlowSink<'a> = Box<dyn FnMut(&[u8]) + Send + 'a>;
+
+/// Flow aggregation as the poll thread runs it: drain every `interval`, or
+/// early when the kernel asks, and hand each flow's raw value to `on_flow`.
+pub struct Aggregation<'a, 'obj> {
+    pub tables: FlowTables<'obj>,
+    pub interval: Duration,
+    pub on_flow: FlowSink<'a>,
+}
+
+/// Drain the ring buffer (and the flow tables) until `stop` is set, which
+/// happens after the programs were detached; then drain everything left.
 ///
 /// The BPF side submits with BPF_RB_NO_WAKEUP (a wakeup per event cost ~9x
 /// the program's run time), so nothing wakes this thread: it consumes on a
 /// short timer and goes straight back while records keep arriving.
-pub fn poll(ring: &RingBuffer<'_>, stop: &AtomicBool, idle_sleep: Duration) -> Result<()> {
+pub fn poll(
+    ring: &RingBuffer<'_>,
+    stop: &AtomicBool,
+    idle_sleep: Duration,
+    mut aggregation: Option<Aggregation<'_, '_>>,
+    stats: &Stats,
+) -> Result<()> {
     let consume = || match ring.consume_raw() {
         n if n < 0 => Err(Error::Io {
             what: "consuming the ring buffer".into(),
@@ -184,18 +369,181 @@ pub fn poll(ring: &RingBuffer<'_>, stop: &AtomicBool, idle_sleep: Duration) -> R
         }),
         n => Ok(n),
     };
+    let mut next_drain = aggregation.as_ref().map(|a| Instant::now() + a.interval);
     while !stop.load(Ordering::Acquire) {
-        if consume()? == 0 {
+        let consumed = consume()?;
+        if let (Some(agg), Some(due)) = (aggregation.as_mut(), next_drain.as_mut()) {
+            let early = agg.tables.flush_requested();
+            if early || Instant::now() >= *due {
+                let flows = agg.tables.drain_active(&mut agg.on_flow)?;
+                Stats::add(&stats.flushes, 1);
+                Stats::add(&stats.early_flushes, u64::from(early));
+                Stats::add(&stats.flow_records, flows as u64);
+                *due = Instant::now() + agg.interval;
+            }
+        }
+        if consumed == 0 {
             std::thread::sleep(idle_sleep);
         }
     }
-    // A program that was running when its link went away may still submit:
-    // give it a grace period, then drain until the buffer stays empty.
-    loop {
-        std::thread::sleep(idle_sleep);
-        if consume()? == 0 {
-            return Ok(());
+    // A program that was running when its link went away may still submit.
+    wait_for_running_programs();
+    while consume()? > 0 {}
+    if let Some(agg) = aggregation.as_mut() {
+        let flows = agg.tables.drain_all(&mut agg.on_flow)?;
+        Stats::add(&stats.flushes, 1);
+        Stats::add(&stats.flow_records, flows as u64);
+    }
+    Ok(())
+}
+
+/// Returns once every BPF program run that started before the call has
+/// finished. MEMBARRIER_CMD_GLOBAL is synchronize_rcu(), and tracing programs
+/// run inside an RCU read-side section; where it is refused (nohz_full), a
+/// sleep far longer than any program run stands in.
+fn wait_for_running_programs() {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier takes two integer arguments and touches no memory of ours.
+    let rc = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+    if rc != 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The kernel's two flow tables and the state it shares with user space
+/// through the mmap'ed .bss (`active_table`, `table_entries`, `flush_requested`).
+///
+/// Programs count into the active table only. Draining flips `active_table`,
+/// waits until no program can still be writing the old table, and only then
+/// reads and empties it: no increment can land between a read and a delete.
+pub struct FlowTables<'obj> {
+    tables: [libbpf_rs::MapHandle; 2],
+    shared: &'obj mut skel::types::bss,
+    active: usize,
+    keys: Vec<u8>,
+    values: Vec<u8>,
+    batch_supported: bool,
+}
+
+impl FlowTables<'_> {
+    fn shared(&self, field: &u32) -> &AtomicU32 {
+        // SAFETY: the field lives in the .bss map's mmap for as long as the
+        // skeleton ('obj); BPF programs update it concurrently, so it is only
+        // ever accessed atomically from here. u32 and AtomicU32 share layout.
+        unsafe { AtomicU32::from_ptr(field as *const u32 as *mut u32) }
+    }
+
+    pub fn flush_requested(&self) -> bool {
+        self.shared(&self.shared.flush_requested).load(Ordering::Relaxed) != 0
+    }
+
+    /// Switch the programs to the other table and drain the one they used.
+    pub fn drain_active(&mut self, on_flow: &mut dyn FnMut(&[u8])) -> Result<usize> {
+        let old = self.active;
+        self.active = 1 - old;
+        self.shared(&self.shared.active_table).store(self.active as u32, Ordering::Release);
+        wait_for_running_programs();
+        self.shared(&self.shared.flush_requested).store(0, Ordering::Relaxed);
+        self.drain_table(old, on_flow)
+    }
+
+    /// Drain both tables; only when no program is attached any more.
+    pub fn drain_all(&mut self, on_flow: &mut dyn FnMut(&[u8])) -> Result<usize> {
+        Ok(self.drain_table(self.active, on_flow)? + self.drain_table(1 - self.active, on_flow)?)
+    }
+
+    fn drain_table(&mut self, idx: usize, on_flow: &mut dyn FnMut(&[u8])) -> Result<usize> {
+        let drained = if self.batch_supported {
+            match self.drain_batched(idx, on_flow)? {
+                Some(n) => n,
+                None => {
+                    self.batch_supported = false;
+                    self.drain_one_by_one(idx, on_flow)?
+                }
+            }
+        } else {
+            self.drain_one_by_one(idx, on_flow)?
+        };
+        let entries = &self.shared.table_entries[idx];
+        self.shared(entries).store(0, Ordering::Relaxed);
+        Ok(drained)
+    }
+
+    /// BPF_MAP_LOOKUP_AND_DELETE_BATCH (5.6+). None when the kernel refuses it
+    /// before anything was drained.
+    fn drain_batched(&mut self, idx: usize, on_flow: &mut dyn FnMut(&[u8])) -> Result<Option<usize>> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let fd = self.tables[idx].as_fd().as_raw_fd();
+        let mut batch = 64usize;
+        let mut token_in = 0u64;
+        let mut token_out = 0u64;
+        let mut first = true;
+        let mut drained = 0;
+        let opts = libbpf_rs::libbpf_sys::bpf_map_batch_opts {
+            sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_map_batch_opts>() as _,
+            ..Default::default()
+        };
+        loop {
+            self.keys.resize(batch * FLOW_KEY_SIZE, 0);
+            self.values.resize(batch * FLOW_SIZE, 0);
+            let mut count = batch as u32;
+            let in_ptr = if first { std::ptr::null_mut() } else { (&mut token_in as *mut u64).cast() };
+            // SAFETY: the key and value buffers hold `count` entries of the
+            // map's key and value sizes; the tokens are 8 bytes (the kernel
+            // uses 4 for hash maps); opts is initialised with its size.
+            let rc = unsafe {
+                libbpf_rs::libbpf_sys::bpf_map_lookup_and_delete_batch(
+                    fd,
+                    in_ptr,
+                    (&mut token_out as *mut u64).cast(),
+                    self.keys.as_mut_ptr().cast(),
+                    self.values.as_mut_ptr().cast(),
+                    &mut count,
+                    &opts,
+                )
+            };
+            let err = if rc < 0 { -rc } else { 0 };
+            if err == libc::ENOSPC {
+                // A bucket holds more keys than the buffer: retry with room.
+                batch *= 4;
+                continue;
+            }
+            if err != 0 && err != libc::ENOENT {
+                if first && matches!(err, libc::EINVAL | libc::EOPNOTSUPP | 524 /* ENOTSUPP */) {
+                    return Ok(None);
+                }
+                return Err(Error::Io {
+                    what: "draining a flow table".into(),
+                    source: std::io::Error::from_raw_os_error(err),
+                });
+            }
+            let count = (count as usize).min(batch);
+            for value in self.values[..count * FLOW_SIZE].chunks_exact(FLOW_SIZE) {
+                on_flow(value);
+            }
+            drained += count;
+            if err == libc::ENOENT {
+                return Ok(Some(drained));
+            }
+            token_in = token_out;
+            first = false;
         }
+    }
+
+    /// Fallback for kernels without batch operations: no program writes this
+    /// table any more, so reading every key and then deleting it is exact.
+    fn drain_one_by_one(&mut self, idx: usize, on_flow: &mut dyn FnMut(&[u8])) -> Result<usize> {
+        let table = &self.tables[idx];
+        let keys: Vec<Vec<u8>> = table.keys().collect();
+        for key in &keys {
+            if let Some(value) =
+                table.lookup(key, MapFlags::ANY).map_err(Error::bpf("reading a flow table"))?
+            {
+                on_flow(&value);
+            }
+            table.delete(key).map_err(Error::bpf("emptying a flow table"))?;
+        }
+        Ok(keys.len())
     }
 }
 

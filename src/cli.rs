@@ -8,7 +8,8 @@ use clap::{Parser, ValueEnum};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     Json,
     Influx,
@@ -16,7 +17,8 @@ pub enum Format {
     Text,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     /// devlink_trap_report: packets trapped or dropped by a switch ASIC.
     Devlink,
@@ -26,20 +28,23 @@ pub enum Source {
     All,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TrapTypeArg {
     Drop,
     Exception,
     Control,
 }
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Parser, Default)]
 #[command(
     name = "trapstream",
     version,
     about = "Stream packet traps from switch ASICs (devlink) and kernel drops, dissected in eBPF, \
              to a collector as JSON or InfluxDB line protocol",
-    after_help = "Examples:\n  trapstream --stdout --source skb\n  trapstream -f influx -b 50 192.0.2.10 8094"
+    after_help = "Flags override the configuration file; defaults apply to what neither sets.\n\n\
+                  Examples:\n  trapstream --stdout --source skb\n  trapstream -f influx -b 50 192.0.2.10 8094\n  \
+                  trapstream --config /etc/trapstream/trapstream.toml"
 )]
 pub struct Cli {
     /// Collector address (IPv4 or IPv6); not needed with --stdout.
@@ -50,30 +55,29 @@ pub struct Cli {
     #[arg(value_name = "COLLECTOR_PORT")]
     pub collector_port: Option<String>,
 
-    /// Seconds a batch may wait for more events after its first one (fractions accepted).
-    #[arg(short = 'i', long, value_name = "SECONDS", default_value = "5", allow_negative_numbers = true)]
-    pub interval: String,
+    /// Seconds a batch may wait for more events after its first one, fractions accepted [default: 5].
+    #[arg(short = 'i', long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub interval: Option<String>,
 
-    /// Most events in one batch.
+    /// Most events in one batch [default: 20].
     #[arg(
         short = 'b',
         long = "batch-size",
         alias = "batch_size",
         value_name = "N",
-        default_value = "20",
         allow_negative_numbers = true
     )]
-    pub batch_size: String,
+    pub batch_size: Option<String>,
 
     /// Value of deviceIP in every record [default: the local address used to reach the collector].
     #[arg(short = 'd', long = "device-ip", alias = "device_ip", value_name = "IP")]
     pub device_ip: Option<String>,
 
-    /// Output format.
-    #[arg(short = 'f', long, value_enum, default_value_t = Format::Json)]
-    pub format: Format,
+    /// Output format [default: json].
+    #[arg(short = 'f', long, value_enum)]
+    pub format: Option<Format>,
 
-    /// Aggregate per {flow, trap} in the kernel and report counts every SECONDS.
+    /// Count per {flow, trap} in the kernel and report the counts every SECONDS.
     #[arg(
         short = 'u',
         long = "unique-interval",
@@ -83,16 +87,15 @@ pub struct Cli {
     )]
     pub unique_interval: Option<String>,
 
-    /// Seconds between reconnection attempts (TCP transport).
+    /// Seconds between reconnection attempts (TCP transport) [default: 10].
     #[arg(
         short = 'r',
         long = "retry-timeout",
         alias = "retry_timeout",
         value_name = "SECONDS",
-        default_value = "10",
         allow_negative_numbers = true
     )]
-    pub retry_timeout: String,
+    pub retry_timeout: Option<String>,
 
     /// Also log every record.
     #[arg(short = 'v', long)]
@@ -102,39 +105,41 @@ pub struct Cli {
     #[arg(long)]
     pub stdout: bool,
 
-    /// Which kernel events to capture.
-    #[arg(long, value_enum, default_value_t = Source::Devlink)]
-    pub source: Source,
+    /// Which kernel events to capture [default: devlink].
+    #[arg(long, value_enum)]
+    pub source: Option<Source>,
 
-    /// devlink trap types to report (comma-separated).
-    #[arg(long = "trap-types", value_enum, value_delimiter = ',', default_values_t = [TrapTypeArg::Drop, TrapTypeArg::Exception])]
-    pub trap_types: Vec<TrapTypeArg>,
+    /// devlink trap types to report, comma-separated [default: drop,exception].
+    #[arg(long = "trap-types", value_enum, value_delimiter = ',')]
+    pub trap_types: Option<Vec<TrapTypeArg>>,
 
-    /// Largest UDP datagram to send, in bytes (64..=65507).
-    #[arg(
-        long = "max-datagram",
-        value_name = "BYTES",
-        default_value = "1400",
-        allow_negative_numbers = true
-    )]
-    pub max_datagram: String,
+    /// Largest UDP datagram to send, in bytes, 64..=65507 [default: 1400].
+    #[arg(long = "max-datagram", value_name = "BYTES", allow_negative_numbers = true)]
+    pub max_datagram: Option<String>,
 
-    /// Seconds between counter reports in the log; 0 turns them off.
-    #[arg(
-        long = "stats-interval",
-        value_name = "SECONDS",
-        default_value = "60",
-        allow_negative_numbers = true
-    )]
-    pub stats_interval: String,
+    /// Seconds between counter reports in the log; 0 turns them off [default: 60].
+    #[arg(long = "stats-interval", value_name = "SECONDS", allow_negative_numbers = true)]
+    pub stats_interval: Option<String>,
 
-    /// Ring buffer size in bytes (a power of two, at least one page).
-    #[arg(long = "ring-size", value_name = "BYTES", default_value = "4194304")]
-    pub ring_size: String,
+    /// Ring buffer size in bytes, a power of two of at least one page [default: 4194304].
+    #[arg(long = "ring-size", value_name = "BYTES")]
+    pub ring_size: Option<String>,
 
-    /// Records the poll thread may queue for the sender before counting losses.
-    #[arg(long = "channel-depth", value_name = "N", default_value = "16384")]
-    pub channel_depth: String,
+    /// Records the poll thread may queue for the sender before counting losses [default: 16384].
+    #[arg(long = "channel-depth", value_name = "N")]
+    pub channel_depth: Option<String>,
+
+    /// Keys each in-kernel flow table holds with -u [default: 1024].
+    #[arg(long = "lru-size", alias = "lru_size", value_name = "N")]
+    pub lru_size: Option<String>,
+
+    /// TOML configuration file; flags override it.
+    #[arg(short = 'c', long, value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Validate the flags and configuration file, then exit without capturing.
+    #[arg(long = "check-config")]
+    pub check_config: bool,
 }
 
 /// Parse argv. Help and version print and exit 0; any other problem is one

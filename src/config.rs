@@ -1,15 +1,28 @@
-//! Flags → one validated `Config`. Every check that can fail on operator input
-//! lives here, so the rest of the program works with values that are known good.
+//! Flags and the configuration file → one validated `Config`. Every check that
+//! can fail on operator input lives here, so the rest of the program works
+//! with values that are known good. Flags override the file; defaults fill in
+//! what neither sets. A problem is one line naming the flag, or the file, line
+//! and key.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::capture::Filters;
 use crate::cli::{self, Cli, Format, Source, TrapTypeArg};
 use crate::error::{Error, Result};
 
 /// UDP payload limit for IPv4 (65535 - 20 - 8).
 pub const MAX_UDP_PAYLOAD: usize = 65507;
 const MIN_DATAGRAM: usize = 64;
+/// Largest flow table: each key preallocates ~500 bytes of kernel memory.
+pub const MAX_FLOW_TABLE: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sources {
@@ -21,6 +34,15 @@ pub struct Sources {
 pub enum Output {
     Udp { collector: SocketAddr },
     Stdout,
+}
+
+/// Per-trap replacements for the built-in taxonomy texts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaxonomyOverride {
+    pub drop_reason: Option<String>,
+    pub description: Option<String>,
+    pub severity: Option<String>,
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -35,58 +57,305 @@ pub struct Config {
     /// Bit per devlink trap type (TS_TRAP_TYPE_*).
     pub trap_type_mask: u32,
     pub unique_interval: Option<Duration>,
+    pub lru_size: u32,
     pub retry_timeout: Duration,
     pub stats_interval: Option<Duration>,
     pub ring_size: u32,
     pub channel_depth: usize,
     pub verbose: bool,
+    pub filters: Filters,
+    pub taxonomy: HashMap<String, TaxonomyOverride>,
+    /// --check-config: validate, then exit.
+    pub check_only: bool,
 }
 
-impl Config {
-    pub fn from_cli(cli: &Cli) -> Result<Config> {
-        let output = match (cli.stdout, &cli.collector_ip, &cli.collector_port) {
-            (true, None, None) => Output::Stdout,
-            (true, _, _) => {
-                return Err(usage("--stdout takes no collector address and port"));
+/// Where a value came from, so that an error can point at it.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    Flag(&'static str),
+    File { path: &'a Path, line: usize, key: &'static str },
+}
+
+struct Setting<'a> {
+    text: String,
+    origin: Origin<'a>,
+}
+
+impl Setting<'_> {
+    fn error(&self, message: impl fmt::Display) -> Error {
+        match self.origin {
+            Origin::Flag(flag) => Error::Usage(format!("{flag} {message}")),
+            Origin::File { path, line, key } => {
+                Error::File { path: path.to_path_buf(), message: format!("line {line}: {key} {message}") }
             }
+        }
+    }
+}
+
+/// A TOML number as the operator wrote it (5 or 0.5).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Int(i64),
+    Float(f64),
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Number::Int(n) => write!(f, "{n}"),
+            Number::Float(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+/// A network namespace by inode number or by its name under /run/netns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum NetnsRef {
+    Inode(u32),
+    Name(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTaxonomy {
+    drop_reason: Option<String>,
+    description: Option<String>,
+    severity: Option<Spanned<String>>,
+    message: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFilters {
+    include_trap_names: Option<Vec<String>>,
+    exclude_trap_names: Option<Vec<String>>,
+    include_trap_groups: Option<Vec<String>>,
+    exclude_trap_groups: Option<Vec<String>>,
+    include_ports: Option<Vec<String>>,
+    exclude_ports: Option<Vec<String>>,
+    include_reasons: Option<Vec<String>>,
+    exclude_reasons: Option<Vec<String>>,
+    include_netns: Option<Spanned<Vec<NetnsRef>>>,
+    exclude_netns: Option<Spanned<Vec<NetnsRef>>>,
+}
+
+/// The file's schema: every flag (long name, `_` for `-`), plus filters and
+/// taxonomy overrides. Unknown keys are errors, not ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    collector_ip: Option<Spanned<String>>,
+    collector_port: Option<Spanned<i64>>,
+    interval: Option<Spanned<Number>>,
+    batch_size: Option<Spanned<i64>>,
+    device_ip: Option<Spanned<String>>,
+    format: Option<Spanned<Format>>,
+    unique_interval: Option<Spanned<Number>>,
+    retry_timeout: Option<Spanned<Number>>,
+    verbose: Option<bool>,
+    stdout: Option<bool>,
+    source: Option<Spanned<Source>>,
+    trap_types: Option<Spanned<Vec<TrapTypeArg>>>,
+    max_datagram: Option<Spanned<i64>>,
+    stats_interval: Option<Spanned<Number>>,
+    ring_size: Option<Spanned<i64>>,
+    channel_depth: Option<Spanned<i64>>,
+    lru_size: Option<Spanned<i64>>,
+    filters: Option<FileFilters>,
+    taxonomy: Option<HashMap<String, FileTaxonomy>>,
+}
+
+/// The file and its text, for turning byte offsets into line numbers.
+struct Source_<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source_<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+    }
+}
+
+const SEVERITIES: [&str; 5] = ["Critical", "Error", "Warning", "Notice", "Info"];
+
+impl Config {
+    /// Flags, plus the file they name with --config.
+    pub fn load(cli: &Cli) -> Result<Config> {
+        match &cli.config {
+            None => Config::build(cli, None),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::File { path: path.clone(), message: e.to_string() })?;
+                Config::build(cli, Some((path, &text)))
+            }
+        }
+    }
+
+    fn build(cli: &Cli, file: Option<(&PathBuf, &str)>) -> Result<Config> {
+        let (src, parsed) = match file {
+            Some((path, text)) => {
+                let src = Source_ { path, text };
+                let parsed: FileConfig = toml::from_str(text).map_err(|e| {
+                    let line = e.span().map_or(1, |s| src.line(s.start));
+                    Error::File {
+                        path: path.clone(),
+                        message: format!("line {line}: {}", e.message().trim()),
+                    }
+                })?;
+                (Some(src), parsed)
+            }
+            None => (None, FileConfig::default()),
+        };
+
+        // The value a flag gave, else the file's, else None.
+        let pick = |flag: &'static str,
+                    cli_value: &Option<String>,
+                    key: &'static str,
+                    file_value: Option<(String, std::ops::Range<usize>)>|
+         -> Option<Setting<'_>> {
+            if let Some(text) = cli_value {
+                return Some(Setting { text: text.clone(), origin: Origin::Flag(flag) });
+            }
+            let (text, span) = file_value?;
+            let src = src.as_ref()?;
+            Some(Setting { text, origin: Origin::File { path: src.path, line: src.line(span.start), key } })
+        };
+        fn spanned<T: ToString>(v: &Option<Spanned<T>>) -> Option<(String, std::ops::Range<usize>)> {
+            v.as_ref().map(|v| (v.get_ref().to_string(), v.span()))
+        }
+        let setting = pick;
+
+        let stdout = cli.stdout || parsed.stdout.unwrap_or(false);
+        let collector_ip =
+            setting("collector address", &cli.collector_ip, "collector_ip", spanned(&parsed.collector_ip));
+        let collector_port =
+            setting("COLLECTOR_PORT", &cli.collector_port, "collector_port", spanned(&parsed.collector_port));
+        let output = match (stdout, collector_ip, collector_port) {
+            (true, None, None) => Output::Stdout,
+            (true, _, _) => return Err(usage("--stdout takes no collector address and port")),
             (false, Some(ip), Some(port)) => Output::Udp {
-                collector: SocketAddr::new(cli::parse_ip("collector address", ip)?, parse_port(port)?),
+                collector: SocketAddr::new(
+                    cli::parse_ip("", &ip.text)
+                        .map_err(|_| ip.error(format!("'{}' is not an IPv4 or IPv6 address", ip.text)))?,
+                    parse_port(&port)?,
+                ),
             },
             (false, Some(_), None) => return Err(usage("missing COLLECTOR_PORT after COLLECTOR_IP")),
             (false, None, _) => {
                 return Err(usage("a collector (COLLECTOR_IP COLLECTOR_PORT) or --stdout is required"))
             }
         };
-        if cli.format == Format::Text && output != Output::Stdout {
+        let format = cli.format.or(parsed.format.as_ref().map(|f| *f.get_ref())).unwrap_or(Format::Json);
+        if format == Format::Text && output != Output::Stdout {
             return Err(usage("-f text is for --stdout only; collectors take json or influx"));
         }
 
-        let batch_size = parse_count("--batch-size", &cli.batch_size, 1, 1 << 20)?;
-        let batch_interval = parse_seconds("--interval", &cli.interval, false)?;
-        let max_datagram = parse_count("--max-datagram", &cli.max_datagram, MIN_DATAGRAM, MAX_UDP_PAYLOAD)?;
-        let retry_timeout = parse_seconds("--retry-timeout", &cli.retry_timeout, false)?;
-        let stats = parse_seconds("--stats-interval", &cli.stats_interval, false)?;
-        let unique_interval = match &cli.unique_interval {
-            Some(text) => Some(parse_seconds("--unique-interval", text, true)?),
+        let count = |flag, cli_value: &Option<String>, key, file_value, default: &str, min, max| {
+            let s = setting(flag, cli_value, key, file_value);
+            parse_count(
+                &s.unwrap_or_else(|| Setting { text: default.into(), origin: Origin::Flag(flag) }),
+                min,
+                max,
+            )
+        };
+        let seconds = |flag, cli_value: &Option<String>, key, file_value, default: &str| {
+            let s = setting(flag, cli_value, key, file_value);
+            parse_seconds(
+                &s.unwrap_or_else(|| Setting { text: default.into(), origin: Origin::Flag(flag) }),
+                false,
+            )
+        };
+
+        let batch_size = count(
+            "--batch-size",
+            &cli.batch_size,
+            "batch_size",
+            spanned(&parsed.batch_size),
+            "20",
+            1,
+            1 << 20,
+        )?;
+        let batch_interval =
+            seconds("--interval", &cli.interval, "interval", spanned(&parsed.interval), "5")?;
+        let max_datagram = count(
+            "--max-datagram",
+            &cli.max_datagram,
+            "max_datagram",
+            spanned(&parsed.max_datagram),
+            "1400",
+            MIN_DATAGRAM,
+            MAX_UDP_PAYLOAD,
+        )?;
+        let retry_timeout = seconds(
+            "--retry-timeout",
+            &cli.retry_timeout,
+            "retry_timeout",
+            spanned(&parsed.retry_timeout),
+            "10",
+        )?;
+        let stats = seconds(
+            "--stats-interval",
+            &cli.stats_interval,
+            "stats_interval",
+            spanned(&parsed.stats_interval),
+            "60",
+        )?;
+        let unique_interval = match setting(
+            "--unique-interval",
+            &cli.unique_interval,
+            "unique_interval",
+            spanned(&parsed.unique_interval),
+        ) {
+            Some(s) => Some(parse_seconds(&s, true)?),
             None => None,
         };
-        let ring_size = parse_count("--ring-size", &cli.ring_size, 4096, 1 << 30)?;
+        let ring = setting("--ring-size", &cli.ring_size, "ring_size", spanned(&parsed.ring_size))
+            .unwrap_or_else(|| Setting { text: "4194304".into(), origin: Origin::Flag("--ring-size") });
+        let ring_size = parse_count(&ring, 4096, 1 << 30)?;
         if !ring_size.is_power_of_two() {
-            return Err(usage(format!("--ring-size must be a power of two, got {ring_size}")));
+            return Err(ring.error(format!("must be a power of two, got {ring_size}")));
         }
-        let channel_depth = parse_count("--channel-depth", &cli.channel_depth, 1, 1 << 24)?;
+        let channel_depth = count(
+            "--channel-depth",
+            &cli.channel_depth,
+            "channel_depth",
+            spanned(&parsed.channel_depth),
+            "16384",
+            1,
+            1 << 24,
+        )?;
+        let lru_size = count(
+            "--lru-size",
+            &cli.lru_size,
+            "lru_size",
+            spanned(&parsed.lru_size),
+            "1024",
+            4,
+            MAX_FLOW_TABLE,
+        )?;
 
-        let device_ip = match &cli.device_ip {
-            Some(text) => cli::parse_ip("--device-ip", text)?,
+        let device_ip = match setting("--device-ip", &cli.device_ip, "device_ip", spanned(&parsed.device_ip))
+        {
+            Some(s) => cli::parse_ip("", &s.text)
+                .map_err(|_| s.error(format!("'{}' is not an IPv4 or IPv6 address", s.text)))?,
             None => default_device_ip(&output),
         };
 
-        let sources = match cli.source {
-            Source::Devlink => Sources { devlink: true, skb: false },
-            Source::Skb => Sources { devlink: false, skb: true },
-            Source::All => Sources { devlink: true, skb: true },
-        };
-        let trap_type_mask = cli.trap_types.iter().fold(0u32, |mask, t| {
+        let sources =
+            match cli.source.or(parsed.source.as_ref().map(|s| *s.get_ref())).unwrap_or(Source::Devlink) {
+                Source::Devlink => Sources { devlink: true, skb: false },
+                Source::Skb => Sources { devlink: false, skb: true },
+                Source::All => Sources { devlink: true, skb: true },
+            };
+        let trap_types = cli
+            .trap_types
+            .clone()
+            .or(parsed.trap_types.as_ref().map(|t| t.get_ref().clone()))
+            .unwrap_or_else(|| vec![TrapTypeArg::Drop, TrapTypeArg::Exception]);
+        let trap_type_mask = trap_types.iter().fold(0u32, |mask, t| {
             mask | 1
                 << match t {
                     TrapTypeArg::Drop => 0,
@@ -95,9 +364,39 @@ impl Config {
                 }
         });
 
+        let filters = match (&parsed.filters, &src) {
+            (Some(f), Some(src)) => file_filters(f, src)?,
+            _ => Filters::default(),
+        };
+        let mut taxonomy = HashMap::new();
+        if let (Some(table), Some(src)) = (parsed.taxonomy, &src) {
+            for (trap, entry) in table {
+                if let Some(sev) =
+                    entry.severity.as_ref().filter(|s| !SEVERITIES.contains(&s.get_ref().as_str()))
+                {
+                    let line = src.line(sev.span().start);
+                    return Err(Error::File {
+                        path: src.path.to_path_buf(),
+                        message: format!(
+                            "line {line}: taxonomy.{trap}.severity '{}' is not one of {}",
+                            sev.get_ref(),
+                            SEVERITIES.join(", ")
+                        ),
+                    });
+                }
+                let overrides = TaxonomyOverride {
+                    drop_reason: entry.drop_reason,
+                    description: entry.description,
+                    severity: entry.severity.map(Spanned::into_inner),
+                    message: entry.message,
+                };
+                taxonomy.insert(trap, overrides);
+            }
+        }
+
         Ok(Config {
             output,
-            format: cli.format,
+            format,
             batch_size,
             batch_interval,
             max_datagram,
@@ -105,41 +404,77 @@ impl Config {
             sources,
             trap_type_mask,
             unique_interval,
+            lru_size: lru_size as u32,
             retry_timeout,
             stats_interval: (!stats.is_zero()).then_some(stats),
             ring_size: ring_size as u32,
             channel_depth,
-            verbose: cli.verbose,
+            verbose: cli.verbose || parsed.verbose.unwrap_or(false),
+            filters,
+            taxonomy,
+            check_only: cli.check_config,
         })
     }
+}
+
+fn file_filters(f: &FileFilters, src: &Source_<'_>) -> Result<Filters> {
+    let list = |v: &Option<Vec<String>>| v.clone().unwrap_or_default();
+    let netns = |v: &Option<Spanned<Vec<NetnsRef>>>, key: &'static str| -> Result<Vec<u32>> {
+        let Some(v) = v else { return Ok(Vec::new()) };
+        let line = src.line(v.span().start);
+        v.get_ref()
+            .iter()
+            .map(|r| match r {
+                NetnsRef::Inode(ino) => Ok(*ino),
+                NetnsRef::Name(name) => std::fs::metadata(Path::new("/run/netns").join(name))
+                    .map(|m| m.ino() as u32)
+                    .map_err(|e| Error::File {
+                        path: src.path.to_path_buf(),
+                        message: format!("line {line}: filters.{key}: network namespace '{name}': {e}"),
+                    }),
+            })
+            .collect()
+    };
+    Ok(Filters {
+        include_trap_names: list(&f.include_trap_names),
+        exclude_trap_names: list(&f.exclude_trap_names),
+        include_trap_groups: list(&f.include_trap_groups),
+        exclude_trap_groups: list(&f.exclude_trap_groups),
+        include_ports: list(&f.include_ports),
+        exclude_ports: list(&f.exclude_ports),
+        include_reasons: list(&f.include_reasons),
+        exclude_reasons: list(&f.exclude_reasons),
+        include_netns: netns(&f.include_netns, "include_netns")?,
+        exclude_netns: netns(&f.exclude_netns, "exclude_netns")?,
+    })
 }
 
 fn usage(message: impl Into<String>) -> Error {
     Error::Usage(message.into())
 }
 
-fn parse_port(text: &str) -> Result<u16> {
-    match text.parse::<u32>() {
+fn parse_port(s: &Setting<'_>) -> Result<u16> {
+    match s.text.parse::<i64>() {
         Ok(port @ 1..=65535) => Ok(port as u16),
-        Ok(port) => Err(usage(format!("COLLECTOR_PORT must be 1..65535, got {port}"))),
-        Err(_) => Err(usage(format!("COLLECTOR_PORT '{text}' is not a port number"))),
+        Ok(port) => Err(s.error(format!("must be 1..65535, got {port}"))),
+        Err(_) => Err(s.error(format!("'{}' is not a port number", s.text))),
     }
 }
 
-fn parse_count(flag: &str, text: &str, min: usize, max: usize) -> Result<usize> {
-    let value: usize = text.parse().map_err(|_| usage(format!("{flag} '{text}' is not a whole number")))?;
-    if value < min || value > max {
-        return Err(usage(format!("{flag} must be {min}..={max}, got {value}")));
+fn parse_count(s: &Setting<'_>, min: usize, max: usize) -> Result<usize> {
+    let value: i128 = s.text.parse().map_err(|_| s.error(format!("'{}' is not a whole number", s.text)))?;
+    if value < min as i128 || value > max as i128 {
+        return Err(s.error(format!("must be {min}..={max}, got {value}")));
     }
-    Ok(value)
+    Ok(value as usize)
 }
 
-fn parse_seconds(flag: &str, text: &str, positive: bool) -> Result<Duration> {
+fn parse_seconds(s: &Setting<'_>, positive: bool) -> Result<Duration> {
     let value: f64 =
-        text.parse().map_err(|_| usage(format!("{flag} '{text}' is not a number of seconds")))?;
+        s.text.parse().map_err(|_| s.error(format!("'{}' is not a number of seconds", s.text)))?;
     if !value.is_finite() || value < 0.0 || (positive && value == 0.0) || value > 86_400.0 * 365.0 {
         let lower = if positive { "more than 0" } else { "0 or more" };
-        return Err(usage(format!("{flag} must be {lower} seconds, got {text}")));
+        return Err(s.error(format!("must be {lower} seconds, got {}", s.text)));
     }
     Ok(Duration::from_secs_f64(value))
 }
@@ -162,111 +497,4 @@ fn default_device_ip(output: &Output) -> IpAddr {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(args: &[&str]) -> Result<Config> {
-        let argv = std::iter::once("trapstream").chain(args.iter().copied());
-        Config::from_cli(&cli::parse(argv)?)
-    }
-
-    fn error(args: &[&str]) -> String {
-        match config(args) {
-            Ok(c) => panic!("{args:?} was accepted: {c:?}"),
-            Err(e) => {
-                assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
-                let text = e.to_string();
-                assert_eq!(text.lines().count(), 1, "{args:?}: not one line: {text:?}");
-                text
-            }
-        }
-    }
-
-    #[test]
-    fn defaults_match_the_original() {
-        let c = config(&["127.0.0.1", "8094"]).unwrap();
-        assert_eq!(c.output, Output::Udp { collector: "127.0.0.1:8094".parse().unwrap() });
-        assert_eq!(c.batch_size, 20);
-        assert_eq!(c.batch_interval, Duration::from_secs(5));
-        assert_eq!(c.retry_timeout, Duration::from_secs(10));
-        assert_eq!(c.format, Format::Json);
-        assert_eq!(c.max_datagram, 1400);
-        assert_eq!(c.unique_interval, None);
-        assert_eq!(c.sources, Sources { devlink: true, skb: false });
-        assert_eq!(c.trap_type_mask, 0b011, "control traps are off by default");
-        assert_eq!(c.stats_interval, Some(Duration::from_secs(60)));
-        // Loopback collector: the kernel's route lookup picks loopback.
-        assert_eq!(c.device_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
-    }
-
-    #[test]
-    fn original_spellings_and_values() {
-        let c = config(&[
-            "-i",
-            "0.25",
-            "--batch_size",
-            "7",
-            "--device_ip",
-            "10.5.1.101",
-            "-f",
-            "influx",
-            "--unique_interval",
-            "2.5",
-            "--retry_timeout",
-            "3",
-            "-v",
-            "::1",
-            "9000",
-        ])
-        .unwrap();
-        assert_eq!(c.batch_interval, Duration::from_millis(250));
-        assert_eq!(c.batch_size, 7);
-        assert_eq!(c.device_ip, "10.5.1.101".parse::<IpAddr>().unwrap());
-        assert_eq!(c.format, Format::Influx);
-        assert_eq!(c.unique_interval, Some(Duration::from_millis(2500)));
-        assert_eq!(c.retry_timeout, Duration::from_secs(3));
-        assert!(c.verbose);
-        assert_eq!(c.output, Output::Udp { collector: "[::1]:9000".parse().unwrap() });
-    }
-
-    #[test]
-    fn stdout_and_sources() {
-        let c =
-            config(&["--stdout", "--source", "all", "-f", "text", "--trap-types", "drop,control"]).unwrap();
-        assert_eq!(c.output, Output::Stdout);
-        assert_eq!(c.sources, Sources { devlink: true, skb: true });
-        assert_eq!(c.trap_type_mask, 0b101);
-        assert_eq!(c.format, Format::Text);
-    }
-
-    #[test]
-    fn bad_input_is_one_line_and_status_2() {
-        let table: &[(&[&str], &str)] = &[
-            (&["300.1.1.1", "8094"], "collector address '300.1.1.1' is not an IPv4 or IPv6 address"),
-            (&["127.0.0.1", "0"], "COLLECTOR_PORT must be 1..65535, got 0"),
-            (&["127.0.0.1", "65536"], "COLLECTOR_PORT must be 1..65535, got 65536"),
-            (&["127.0.0.1", "http"], "COLLECTOR_PORT 'http' is not a port number"),
-            (&["-b", "0", "127.0.0.1", "1"], "--batch-size must be 1..=1048576, got 0"),
-            (&["-i", "-1", "127.0.0.1", "1"], "--interval must be 0 or more seconds, got -1"),
-            (&["-i", "soon", "127.0.0.1", "1"], "--interval 'soon' is not a number of seconds"),
-            (&["-u", "0", "127.0.0.1", "1"], "--unique-interval must be more than 0 seconds, got 0"),
-            (&["--max-datagram", "65508", "127.0.0.1", "1"], "--max-datagram must be 64..=65507, got 65508"),
-            (&["--ring-size", "5000", "--stdout"], "--ring-size must be a power of two, got 5000"),
-            (&["-d", "nope", "127.0.0.1", "1"], "--device-ip 'nope' is not an IPv4 or IPv6 address"),
-            (&[], "a collector (COLLECTOR_IP COLLECTOR_PORT) or --stdout is required"),
-            (&["127.0.0.1"], "missing COLLECTOR_PORT after COLLECTOR_IP"),
-            (&["--stdout", "127.0.0.1", "1"], "--stdout takes no collector address and port"),
-            (
-                &["-f", "text", "127.0.0.1", "1"],
-                "-f text is for --stdout only; collectors take json or influx",
-            ),
-        ];
-        for (args, expected) in table {
-            assert_eq!(error(args), *expected, "{args:?}");
-        }
-        // clap's own errors are cut to their first line too.
-        assert!(error(&["-f", "xml", "--stdout"]).contains("invalid value 'xml'"));
-        assert!(error(&["--source", "asic", "--stdout"]).contains("invalid value 'asic'"));
-        assert!(error(&["--bogus", "--stdout"]).contains("unexpected argument '--bogus'"));
-    }
-}
+mod tests;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use trapstream::capture::{self, Capture, CaptureConfig, DropReasons, KernelSupport};
+use trapstream::capture::{self, Aggregation, Capture, CaptureConfig, DropReasons, KernelSupport};
 use trapstream::cli::{self, Format};
 use trapstream::clock::BootToWall;
 use trapstream::config::{Config, Output};
@@ -22,6 +22,8 @@ use trapstream::transport::{Framing, Packer, Sink, StdoutSink, UdpSink};
 const POLL_IDLE: Duration = Duration::from_millis(5);
 /// How often the main thread wakes to refresh the clock offset and check threads.
 const TICK: Duration = Duration::from_millis(200);
+/// How long a drained flow record may wait for room in the channel.
+const FLOW_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn main() {
     let code = match run() {
@@ -36,11 +38,8 @@ fn main() {
 
 fn run() -> Result<()> {
     let cli = cli::parse(std::env::args_os())?;
-    let cfg = Config::from_cli(&cli)?;
+    let cfg = Config::load(&cli)?;
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
-    if cfg.unique_interval.is_some() {
-        tracing::warn!("-u/--unique-interval is accepted but in-kernel aggregation is not built yet: every event is sent");
-    }
 
     // Before any thread starts, so that every thread inherits the mask and
     // only the main thread's sigtimedwait sees SIGINT/SIGTERM.
@@ -52,26 +51,76 @@ fn run() -> Result<()> {
     let drop_reasons = DropReasons::from_btf(&btf);
     drop(btf);
 
-    let ctx = Context { device_ip: cfg.device_ip.to_string(), netdb: NetDb::load(), drop_reasons };
+    let mut capture_cfg = CaptureConfig {
+        sources: cfg.sources,
+        trap_type_mask: cfg.trap_type_mask,
+        ring_size: cfg.ring_size,
+        flow_capacity: cfg.unique_interval.map(|_| cfg.lru_size),
+        filters: cfg.filters.clone(),
+        own_traffic: None,
+    };
+    if cfg.check_only {
+        capture_cfg.filters.check(&drop_reasons)?;
+        if cfg.sources.devlink && !support.devlink_tracepoint {
+            tracing::warn!(
+                "this kernel has no devlink_trap_report tracepoint: the devlink source cannot start here"
+            );
+        }
+        eprintln!("trapstream: configuration OK");
+        return Ok(());
+    }
+
+    let ctx = Context {
+        device_ip: cfg.device_ip.to_string(),
+        netdb: NetDb::load(),
+        drop_reasons,
+        taxonomy: cfg.taxonomy.clone(),
+    };
     let (mut sink, framing, max_datagram): (Box<dyn Sink + Send>, Framing, usize) = match &cfg.output {
         Output::Udp { collector } => {
             let framing = if cfg.format == Format::Json { Framing::JsonArray } else { Framing::Lines };
             let sink = UdpSink::connect(*collector)
                 .map_err(Error::io(format!("opening a UDP socket to {collector}")))?;
+            let local = sink.local_addr().map_err(Error::io("reading the UDP socket's address"))?;
+            capture_cfg.own_traffic = Some((local, *collector));
             (Box::new(sink), framing, cfg.max_datagram)
         }
         // One record per line; writes are grouped but never split a line.
         Output::Stdout => (Box::new(StdoutSink::new()), Framing::Lines, 1 << 16),
     };
 
-    let capture_cfg =
-        CaptureConfig { sources: cfg.sources, trap_type_mask: cfg.trap_type_mask, ring_size: cfg.ring_size };
     let mut storage = MaybeUninit::uninit();
-    let mut capture = Capture::load(&capture_cfg, support, &mut storage)?;
+    let mut capture = Capture::load(&capture_cfg, support, &ctx.drop_reasons, &mut storage)?;
 
     let stats = std::sync::Arc::new(Stats::default());
     let clock = std::sync::Arc::new(BootToWall::new());
     let (tx, rx) = crossbeam_channel::bounded(cfg.channel_depth);
+    let aggregation = match cfg.unique_interval {
+        None => None,
+        Some(interval) => {
+            let (stats, clock, tx) = (stats.clone(), clock.clone(), tx.clone());
+            Some(Aggregation {
+                tables: capture.flow_tables()?,
+                interval,
+                on_flow: Box::new(move |bytes: &[u8]| match record::decode_flow(bytes, clock.get()) {
+                    Ok(rec) => {
+                        let packets = rec.flow.map_or(0, |f| f.packets);
+                        Stats::add(&stats.flow_packets, packets);
+                        // A flow record stands for many packets: wait for room
+                        // (bounded) rather than drop it at the first full channel.
+                        if tx.send_timeout(rec, FLOW_SEND_TIMEOUT).is_err() {
+                            Stats::add(&stats.channel_lost, 1);
+                            Stats::add(&stats.flow_packets_lost, packets);
+                        }
+                    }
+                    Err(err) => {
+                        Stats::add(&stats.decode_errors, 1);
+                        tracing::debug!("undecodable flow table entry: {err}");
+                    }
+                }),
+            })
+        }
+    };
     let ring = {
         let (stats, clock) = (stats.clone(), clock.clone());
         capture.ring_buffer(move |bytes: &[u8]| {
@@ -93,11 +142,15 @@ fn run() -> Result<()> {
     };
     capture.attach(&capture_cfg, support)?;
     tracing::info!(
-        "capturing {} → {}",
+        "capturing {}{} → {}",
         match (cfg.sources.devlink, cfg.sources.skb) {
             (true, true) => "devlink traps and skb drops",
             (true, false) => "devlink traps",
             _ => "skb drops",
+        },
+        match cfg.unique_interval {
+            Some(i) => format!(", counted per flow every {:?} in tables of {} keys", i, cfg.lru_size),
+            None => String::new(),
         },
         match &cfg.output {
             Output::Udp { collector } => format!("udp://{collector}"),
@@ -116,7 +169,7 @@ fn run() -> Result<()> {
         let poller = thread::Builder::new()
             .name("poll".into())
             .spawn_scoped(scope, || {
-                let result = capture::poll(&ring, &stop, POLL_IDLE);
+                let result = capture::poll(&ring, &stop, POLL_IDLE, aggregation, &stats);
                 // Dropping the ring buffer drops the channel's sender: the
                 // sender thread then drains what is queued and exits.
                 drop(ring);

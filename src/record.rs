@@ -133,6 +133,21 @@ pub struct Record {
     pub origin: Origin,
     pub ingress: Ingress,
     pub packet: Packet,
+    /// With aggregation (-u): how many packets this record stands for.
+    pub flow: Option<FlowCount>,
+}
+
+/// Packets counted in the kernel for one {trap, port, flow} between flushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowCount {
+    pub packets: u64,
+    /// Frame bytes.
+    pub bytes: u64,
+    /// Unix time in ns of the first and last packet.
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// Sent alone because the kernel's table had no room for its key.
+    pub overflow: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -252,6 +267,7 @@ impl fmt::Debug for Mac {
 
 // ABI constants, mirrored from include/trapstream.h (the skeleton carries types, not macros).
 const TS_KIND_EVENT: u8 = 1;
+const TS_EV_AGG_OVERFLOW: u8 = 1;
 const TS_SOURCE_DEVLINK: u8 = 1;
 const TS_SOURCE_SKB: u8 = 2;
 const TS_SOURCE_TEST: u8 = 3;
@@ -273,8 +289,13 @@ const TS_FRAG_DF: u8 = 2;
 
 /// Size of `struct ts_event`; also asserted against the generated type.
 pub const EVENT_SIZE: usize = 320;
+/// Sizes of `struct ts_flow_key` and `struct ts_flow`.
+pub const FLOW_KEY_SIZE: usize = 120;
+pub const FLOW_SIZE: usize = 32 + EVENT_SIZE;
 const _: () = assert!(std::mem::size_of::<abi::ts_event>() == EVENT_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_packet>() == 112);
+const _: () = assert!(std::mem::size_of::<abi::ts_flow_key>() == FLOW_KEY_SIZE);
+const _: () = assert!(std::mem::size_of::<abi::ts_flow>() == FLOW_SIZE);
 
 /// Decode one ring-buffer record. `boot_to_wall_ns` converts CLOCK_BOOTTIME to
 /// Unix time (see `clock`).
@@ -285,6 +306,42 @@ pub fn decode(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
     let mut raw = abi::ts_event::default();
     plain::copy_from_bytes(&mut raw, &bytes[..EVENT_SIZE])
         .map_err(|_| Error::RecordSize { len: bytes.len(), expected: EVENT_SIZE })?;
+    let mut rec = decode_event(&raw, boot_to_wall_ns)?;
+    if raw.flags & TS_EV_AGG_OVERFLOW != 0 {
+        rec.flow = Some(FlowCount {
+            packets: 1,
+            bytes: u64::from(rec.packet.len),
+            first_ns: rec.time_ns,
+            last_ns: rec.time_ns,
+            overflow: true,
+        });
+    }
+    Ok(rec)
+}
+
+/// Decode one drained flow-table value: the first packet's event, with the counts.
+pub fn decode_flow(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
+    if bytes.len() < FLOW_SIZE {
+        return Err(Error::RecordSize { len: bytes.len(), expected: FLOW_SIZE });
+    }
+    let mut raw = abi::ts_flow::default();
+    plain::copy_from_bytes(&mut raw, &bytes[..FLOW_SIZE])
+        .map_err(|_| Error::RecordSize { len: bytes.len(), expected: FLOW_SIZE })?;
+    let mut rec = decode_event(&raw.exemplar, boot_to_wall_ns)?;
+    let wall = |ns: u64| ns.saturating_add_signed(boot_to_wall_ns);
+    rec.time_ns = wall(raw.last_ns);
+    rec.boot_ns = raw.last_ns;
+    rec.flow = Some(FlowCount {
+        packets: raw.packets,
+        bytes: raw.bytes,
+        first_ns: wall(raw.first_ns),
+        last_ns: wall(raw.last_ns),
+        overflow: false,
+    });
+    Ok(rec)
+}
+
+fn decode_event(raw: &abi::ts_event, boot_to_wall_ns: i64) -> Result<Record> {
     if raw.kind != TS_KIND_EVENT {
         return Err(Error::RecordKind(raw.kind));
     }
@@ -321,6 +378,7 @@ pub fn decode(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
             netns_ino: raw.netns_ino,
         },
         packet: decode_packet(&raw.pkt),
+        flow: None,
     })
 }
 

@@ -22,6 +22,15 @@ pub struct Stats {
     pub send_errors: AtomicU64,
     /// Records larger than --max-datagram, sent alone.
     pub oversize: AtomicU64,
+    /// Flow-table drains (-u), and those the kernel asked for early.
+    pub flushes: AtomicU64,
+    pub early_flushes: AtomicU64,
+    /// Records made from drained flow-table entries.
+    pub flow_records: AtomicU64,
+    /// Packets those records stand for.
+    pub flow_packets: AtomicU64,
+    /// Packets in flow records dropped because the channel stayed full.
+    pub flow_packets_lost: AtomicU64,
 }
 
 impl Stats {
@@ -41,6 +50,11 @@ impl Stats {
             datagrams: get(&self.datagrams),
             send_errors: get(&self.send_errors),
             oversize: get(&self.oversize),
+            flushes: get(&self.flushes),
+            early_flushes: get(&self.early_flushes),
+            flow_records: get(&self.flow_records),
+            flow_packets: get(&self.flow_packets),
+            flow_packets_lost: get(&self.flow_packets_lost),
         }
     }
 }
@@ -56,6 +70,11 @@ pub struct Snapshot {
     pub datagrams: u64,
     pub send_errors: u64,
     pub oversize: u64,
+    pub flushes: u64,
+    pub early_flushes: u64,
+    pub flow_records: u64,
+    pub flow_packets: u64,
+    pub flow_packets_lost: u64,
 }
 
 impl fmt::Display for Snapshot {
@@ -75,6 +94,21 @@ impl fmt::Display for Snapshot {
             self.datagrams,
             self.send_errors,
             self.oversize
-        )
+        )?;
+        if self.flushes > 0 || self.kernel.aggregated > 0 {
+            write!(
+                f,
+                " aggregated={} overflow={} flushes={} early_flushes={} flow_records={} flow_packets={} \
+                 flow_packets_lost={}",
+                self.kernel.aggregated,
+                self.kernel.overflow,
+                self.flushes,
+                self.early_flushes,
+                self.flow_records,
+                self.flow_packets,
+                self.flow_packets_lost
+            )?;
+        }
+        Ok(())
     }
 }

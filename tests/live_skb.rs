@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{counter, Collector, Hosts, Trapstream, MAC_A, MAC_B};
+use common::{counter, Collector, Hosts, TempConfig, Trapstream, MAC_A, MAC_B};
 use serde_json::Value;
 
 const N: u16 = 25;
@@ -34,7 +34,10 @@ fn udp_to_closed_ports_over_ipv4_and_ipv6_gives_exact_records() {
     let ifindex_b = Hosts::ifindex(&hosts.ns_b, &hosts.dev_b);
     let collector = Collector::bind("127.0.0.1:0");
     let port = collector.port().to_string();
+    let only_b = TempConfig::only_netns(&hosts.ns_b);
     let ts = Trapstream::start(&[
+        "--config",
+        only_b.arg(),
         "--source",
         "skb",
         "-i",
@@ -132,9 +135,22 @@ fn influx_lines_over_udp_one_point_per_drop() {
     let hosts = Hosts::new();
     let netns_b = Hosts::netns_ino(&hosts.ns_b).to_string();
     let collector = Collector::bind("[::1]:0");
+    let only_b = TempConfig::only_netns(&hosts.ns_b);
     let port = collector.port().to_string();
-    let ts =
-        Trapstream::start(&["--source", "skb", "-f", "influx", "-i", "0.1", "-d", "192.0.2.7", "::1", &port]);
+    let ts = Trapstream::start(&[
+        "--source",
+        "skb",
+        "-f",
+        "influx",
+        "-i",
+        "0.1",
+        "-d",
+        "192.0.2.7",
+        "-c",
+        only_b.arg(),
+        "::1",
+        &port,
+    ]);
     let ports: Vec<u16> = (0..N).map(|i| 35000 + i).collect();
     hosts.udp_to_closed_ports(&hosts.v4_b, &ports, PAYLOAD);
 
@@ -183,7 +199,8 @@ fn stdout_json_lines_and_text() {
     let hosts = Hosts::new();
     let netns_b = Hosts::netns_ino(&hosts.ns_b);
     for format in ["json", "text"] {
-        let ts = Trapstream::start(&["--stdout", "--source", "skb", "-f", format]);
+        let only_b = TempConfig::only_netns(&hosts.ns_b);
+        let ts = Trapstream::start(&["--stdout", "--source", "skb", "-f", format, "--config", only_b.arg()]);
         hosts.udp_to_closed_ports(&hosts.v4_b, &[36000, 36001, 36002], PAYLOAD);
         std::thread::sleep(Duration::from_millis(500));
         let (status, stdout, _) = ts.stop();
@@ -212,4 +229,28 @@ fn stdout_json_lines_and_text() {
             }
         }
     }
+}
+
+/// With its collector's port closed, each datagram trapstream sends is itself
+/// dropped (NO_SOCKET). Those drops must not become records, or every record
+/// would make the next one, forever.
+#[test]
+fn drops_of_its_own_datagrams_are_not_reported() {
+    let hosts = Hosts::new();
+    let cfg = TempConfig::new(&format!(
+        "[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
+        Hosts::netns_ino(&hosts.ns_b)
+    ));
+    // Inside B, so the closed collector port is B's loopback; port 9 (discard) has no listener.
+    let ts = Trapstream::start_in(
+        Some(&hosts.ns_b),
+        &["--source", "skb", "-c", cfg.arg(), "-i", "0.02", "-b", "1", "127.0.0.1", "9"],
+    );
+    hosts.udp_to_closed_ports(&hosts.v4_b, &[37000, 37001, 37002], PAYLOAD);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, _, final_stats) = ts.stop();
+    assert_eq!(status, 0);
+    assert_eq!(counter(&final_stats, "read"), 3, "only the three real drops: {final_stats}");
+    assert_eq!(counter(&final_stats, "datagrams"), 3, "{final_stats}");
+    assert!(counter(&final_stats, "filtered") >= 3, "its own dropped datagrams: {final_stats}");
 }

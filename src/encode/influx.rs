@@ -167,11 +167,22 @@ impl InfluxEncoder {
         }
 
         // Fields, in byte order of their keys.
+        if let Some(f) = rec.flow {
+            if f.overflow {
+                line.boolean("aggregationOverflow", true);
+            }
+            line.int("bytes", f.bytes.min(i64::MAX as u64) as i64);
+            line.int("count", f.packets.min(i64::MAX as u64) as i64);
+            line.string("firstSeen", Seconds(f.first_ns));
+        }
         if let Some(c) = trap.and_then(|t| t.cookie.as_ref()) {
             line.string("flowActionCookie", Hex(c.captured()));
             line.int("flowActionCookieLength", c.len);
         }
         line.int("ingressIfIndex", rec.ingress.ifindex);
+        if let Some(f) = rec.flow {
+            line.string("lastSeen", Seconds(f.last_ns));
+        }
         if rec.ingress.netns_ino != 0 {
             line.int("netnsIno", rec.ingress.netns_ino);
         }

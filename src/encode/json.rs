@@ -53,6 +53,16 @@ struct JsonRecord<'a> {
     flow_action_cookie_len: Option<u16>,
     #[serde(rename = "skbDropReason", skip_serializing_if = "Option::is_none")]
     skb_drop_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(rename = "firstSeen", skip_serializing_if = "Option::is_none")]
+    first_seen: Option<Text<Seconds>>,
+    #[serde(rename = "lastSeen", skip_serializing_if = "Option::is_none")]
+    last_seen: Option<Text<Seconds>>,
+    #[serde(rename = "aggregationOverflow", skip_serializing_if = "Option::is_none")]
+    aggregation_overflow: Option<bool>,
 }
 
 #[derive(serde::Serialize)]
@@ -282,6 +292,11 @@ impl JsonEncoder {
             flow_action_cookie: trap.and_then(|t| t.cookie.as_ref()).map(|c| Text(Hex(c.captured()))),
             flow_action_cookie_len: trap.and_then(|t| t.cookie).map(|c| c.len),
             skb_drop_reason: drop_reason,
+            count: rec.flow.map(|f| f.packets),
+            bytes: rec.flow.map(|f| f.bytes),
+            first_seen: rec.flow.map(|f| Text(Seconds(f.first_ns))),
+            last_seen: rec.flow.map(|f| Text(Seconds(f.last_ns))),
+            aggregation_overflow: rec.flow.filter(|f| f.overflow).map(|_| true),
         };
         // Writing into a Vec cannot fail, and every value here serialises.
         let _ = serde_json::to_writer(&mut *out, &record);

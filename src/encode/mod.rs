@@ -9,8 +9,11 @@ mod text;
 use std::borrow::Cow;
 use std::fmt;
 
+use std::collections::HashMap;
+
 use crate::capture::DropReasons;
 use crate::cli::Format;
+use crate::config::TaxonomyOverride;
 use crate::netdb::NetDb;
 use crate::record::{Network, Origin, Record, Transport};
 use crate::taxonomy::{self, TrapType};
@@ -21,6 +24,8 @@ pub struct Context {
     pub device_ip: String,
     pub netdb: NetDb,
     pub drop_reasons: DropReasons,
+    /// Per-trap replacements from the configuration file.
+    pub taxonomy: HashMap<String, TaxonomyOverride>,
 }
 
 /// One encoder per format; `encode` appends exactly one record, without a
@@ -57,7 +62,7 @@ pub(crate) struct Summary<'a> {
     pub severity: &'a str,
     pub drop_type: &'a str,
     pub drop_reason: Cow<'a, str>,
-    pub message: &'static str,
+    pub message: &'a str,
     pub packet_type: &'static str,
     pub source: &'static str,
 }
@@ -84,22 +89,29 @@ impl<'a> Summary<'a> {
             Origin::Devlink(trap) => {
                 let name = trap.trap_name.as_str();
                 let taxon = taxonomy::classify(name, trap.trap_type);
+                let local = ctx.taxonomy.get(name);
+                let pick =
+                    |over: Option<&'a String>, built_in: &'a str| over.map_or(built_in, String::as_str);
                 let group = if trap.trap_group.is_empty() {
                     taxonomy::lookup(name).map_or("", |t| t.group)
                 } else {
                     trap.trap_group.as_str()
                 };
+                let message = match trap.trap_type {
+                    TrapType::Drop => MESSAGE_DROP,
+                    TrapType::Exception => MESSAGE_EXCEPTION,
+                    TrapType::Control => MESSAGE_CONTROL,
+                };
                 Summary {
                     ingress_port,
-                    description: taxon.description,
-                    severity: taxon.severity,
+                    description: pick(local.and_then(|o| o.description.as_ref()), taxon.description),
+                    severity: pick(local.and_then(|o| o.severity.as_ref()), taxon.severity),
                     drop_type: drop_type(group),
-                    drop_reason: Cow::Borrowed(taxon.drop_reason),
-                    message: match trap.trap_type {
-                        TrapType::Drop => MESSAGE_DROP,
-                        TrapType::Exception => MESSAGE_EXCEPTION,
-                        TrapType::Control => MESSAGE_CONTROL,
-                    },
+                    drop_reason: Cow::Borrowed(pick(
+                        local.and_then(|o| o.drop_reason.as_ref()),
+                        taxon.drop_reason,
+                    )),
+                    message: pick(local.and_then(|o| o.message.as_ref()), message),
                     packet_type,
                     source: "devlink",
                 }

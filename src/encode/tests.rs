@@ -1,6 +1,7 @@
 //! Golden outputs: the seed README's ping, decoded correctly, in both formats.
 
 use super::*;
+use crate::record::FlowCount;
 use crate::record::{
     DevlinkTrap, Ethernet, FixedStr, FlowActionCookie, Fragment, Ingress, Ip, Mac, Packet, Record, SkbDrop,
     Vlan,
@@ -11,6 +12,7 @@ fn context() -> Context {
         device_ip: "10.5.1.101".into(),
         netdb: NetDb::parse("domain 53/udp\nhttp 80/tcp\n", "icmp 1 ICMP\ntcp 6 TCP\nudp 17 UDP\n"),
         drop_reasons: DropReasons::default(),
+        taxonomy: HashMap::new(),
     }
 }
 
@@ -57,6 +59,7 @@ fn seed_ping() -> Record {
             transport: Transport::Icmp { kind: 8, code: 0 },
             walk_limited: false,
         },
+        flow: None,
     }
 }
 
@@ -280,4 +283,51 @@ fn drop_type_is_the_group_prefix() {
     assert_eq!(drop_type("tunnel_drops"), "tunnel");
     assert_eq!(drop_type("stp"), "stp");
     assert_eq!(drop_type(""), "N/A");
+}
+
+#[test]
+fn aggregated_records_carry_counts_in_both_formats() {
+    let mut rec = seed_ping();
+    rec.flow = Some(FlowCount {
+        packets: 12,
+        bytes: 1176,
+        first_ns: 1_611_931_290_000_000_001,
+        last_ns: 1_611_931_294_010_481_600,
+        overflow: false,
+    });
+    let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &rec)).unwrap();
+    assert_eq!((v["count"].as_u64(), v["bytes"].as_u64()), (Some(12), Some(1176)));
+    assert_eq!(v["firstSeen"], "1611931290.000000001");
+    assert_eq!(v["lastSeen"], "1611931294.010481600");
+    assert!(v.get("aggregationOverflow").is_none());
+    let line = encode(Format::Influx, &rec);
+    assert!(line.contains(r#" bytes=1176i,count=12i,firstSeen="1611931290.000000001",ingressIfIndex=12i,lastSeen="1611931294.010481600","#), "{line}");
+
+    rec.flow = Some(FlowCount { packets: 1, bytes: 98, first_ns: 1, last_ns: 1, overflow: true });
+    let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &rec)).unwrap();
+    assert_eq!((v["count"].as_u64(), v["aggregationOverflow"].as_bool()), (Some(1), Some(true)));
+    assert!(encode(Format::Influx, &rec).contains(" aggregationOverflow=true,bytes=98i,count=1i,"));
+    // Per-event records carry no counts.
+    assert!(!encode(Format::Influx, &seed_ping()).contains("count="));
+}
+
+#[test]
+fn taxonomy_overrides_replace_the_built_in_texts() {
+    let mut ctx = context();
+    ctx.taxonomy.insert(
+        "unresolved_neigh".into(),
+        TaxonomyOverride {
+            drop_reason: Some("ARP miss".into()),
+            severity: Some("Critical".into()),
+            message: Some("neighMiss".into()),
+            description: None,
+        },
+    );
+    let mut out = Vec::new();
+    Encoder::new(Format::Json).encode(&ctx, &seed_ping(), &mut out);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["dropReason"], "ARP miss");
+    assert_eq!(v["severity"], "Critical");
+    assert_eq!(v["message"], "neighMiss");
+    assert_eq!(v["description"], "Validate ARP table for the neighbor/next hop", "not overridden");
 }

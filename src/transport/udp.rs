@@ -22,6 +22,14 @@ impl UdpSink {
         socket.connect(&SockAddr::from(collector))?;
         Ok(UdpSink { socket })
     }
+
+    /// The local address datagrams leave from.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "UDP socket without an IP address"))
+    }
 }
 
 impl Sink for UdpSink {

@@ -113,6 +113,54 @@ impl Hosts {
     }
 }
 
+impl Hosts {
+    /// From one source port in A, send `per_port` datagrams to each port,
+    /// interleaved, optionally pinned to `cpu` (the veth receive path runs on
+    /// the sending CPU, so the drop happens there too). Returns what was sent.
+    pub fn udp_flood(
+        &self,
+        sock: &UdpSocket,
+        dst: &str,
+        ports: &[u16],
+        per_port: u32,
+        payload: usize,
+        cpu: Option<usize>,
+    ) -> u64 {
+        let dst_ip: std::net::IpAddr = dst.parse().expect("address");
+        Self::in_netns(&self.ns_a, || {
+            if let Some(cpu) = cpu {
+                pin_to_cpu(cpu);
+            }
+            let data = vec![0x5a; payload];
+            let mut sent = 0;
+            for _ in 0..per_port {
+                for &port in ports {
+                    // ENOBUFS/ECONNREFUSED from earlier ICMP errors: the
+                    // datagram was not sent, so try until it is.
+                    while sock.send_to(&data, SocketAddr::new(dst_ip, port)).is_err() {}
+                    sent += 1;
+                }
+            }
+            sent
+        })
+    }
+
+    /// A UDP socket bound in namespace A (its port stays fixed: one flow per destination).
+    pub fn socket_in_a(&self) -> UdpSocket {
+        Self::in_netns(&self.ns_a, || UdpSocket::bind("0.0.0.0:0").expect("bind in A"))
+    }
+}
+
+pub fn pin_to_cpu(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; CPU_SET and sched_setaffinity(0, ...) act on this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(rc, 0, "sched_setaffinity({cpu}): {}", std::io::Error::last_os_error());
+    }
+}
+
 impl Drop for Hosts {
     fn drop(&mut self) {
         for ns in [&self.ns_a, &self.ns_b] {
@@ -130,7 +178,21 @@ pub struct Trapstream {
 
 impl Trapstream {
     pub fn start(args: &[&str]) -> Trapstream {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trapstream"))
+        Trapstream::start_in(None, args)
+    }
+
+    /// Start it inside network namespace `ns` (its sockets live there).
+    pub fn start_in(ns: Option<&str>, args: &[&str]) -> Trapstream {
+        let bin = env!("CARGO_BIN_EXE_trapstream");
+        let mut command = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .args(args)
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
@@ -234,5 +296,34 @@ impl Collector {
         while let Ok(n) = self.socket.recv(&mut buf) {
             got.push(buf[..n].to_vec());
         }
+    }
+}
+
+/// A configuration file that lives as long as the test.
+pub struct TempConfig(pub std::path::PathBuf);
+
+impl TempConfig {
+    pub fn new(text: &str) -> TempConfig {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("trapstream-test-{}-{n}.toml", std::process::id()));
+        std::fs::write(&path, text).expect("write config");
+        TempConfig(path)
+    }
+
+    /// Only drops in this namespace reach the test's collector: other drops
+    /// on the host (another agent, a build) cannot crowd it.
+    pub fn only_netns(ns: &str) -> TempConfig {
+        TempConfig::new(&format!("[filters]\ninclude_netns = [{}]\n", Hosts::netns_ino(ns)))
+    }
+
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8 path")
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
