@@ -674,3 +674,42 @@ pub fn dissect_frames(frames: &[&[u8]]) -> Result<Vec<crate::record::Record>> {
     }
     Ok(records)
 }
+
+/// Mean run time of the real skb handler on `frame`, over `repeat` runs in
+/// the kernel (BPF_PROG_TEST_RUN), per event or counting into flow tables of
+/// `flow_capacity` keys. For benchmarks: the ring buffer is sized so that a
+/// per-event run of up to 100,000 repeats never finds it full.
+pub fn time_handler(frame: &[u8], repeat: u32, flow_capacity: Option<u32>) -> Result<Duration> {
+    if repeat == 0 || repeat > 100_000 {
+        return Err(Error::Usage(format!("repeat must be 1..=100000, got {repeat}")));
+    }
+    let mut storage = MaybeUninit::uninit();
+    let mut open =
+        TrapstreamSkelBuilder::default().open(&mut storage).map_err(Error::bpf("opening the BPF object"))?;
+    open.progs.handle_devlink_trap.set_autoload(false);
+    open.progs.handle_kfree_skb.set_autoload(false);
+    open.progs.handle_kfree_skb_noreason.set_autoload(false);
+    let rodata = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .ok_or_else(|| Error::Usage("BPF object has no .rodata".into()))?;
+    rodata.aggregate = flow_capacity.is_some();
+    rodata.flow_capacity = flow_capacity.unwrap_or(1);
+    // 100,000 events of 328 bytes with their headers fit in 64 MiB.
+    open.maps.events.set_max_entries(64 << 20).map_err(Error::bpf("sizing the ring buffer"))?;
+    for table in [&mut open.maps.flows0, &mut open.maps.flows1] {
+        table.set_max_entries(flow_capacity.unwrap_or(1)).map_err(Error::bpf("sizing the flow tables"))?;
+    }
+    let skel = open.load().map_err(Error::bpf("loading the handler"))?;
+    let input = libbpf_rs::ProgramInput { data_in: Some(frame), repeat, ..Default::default() };
+    let output =
+        skel.progs.dissect_test_frame.test_run(input).map_err(Error::bpf("BPF_PROG_TEST_RUN with repeat"))?;
+    let lost = read_counters(&skel.maps.counters)?.ring_lost;
+    if lost > 0 {
+        return Err(Error::Usage(format!(
+            "{lost} events found the ring buffer full: the timing would be of the loss path"
+        )));
+    }
+    Ok(output.duration)
+}

@@ -19,6 +19,15 @@ pub enum Format {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub enum TransportArg {
+    /// Batched datagrams, whole records each (what Telegraf's socket_listener expects).
+    Udp,
+    /// One connection, a batch per line, reconnecting every --retry-timeout (the original's transport).
+    Tcp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     /// devlink_trap_report: packets trapped or dropped by a switch ASIC.
     Devlink,
@@ -97,6 +106,14 @@ pub struct Cli {
     )]
     pub retry_timeout: Option<String>,
 
+    /// How records reach the collector [default: udp].
+    #[arg(long, value_enum)]
+    pub transport: Option<TransportArg>,
+
+    /// Bytes of batches held while a TCP collector is down; older ones are dropped and counted [default: 4194304].
+    #[arg(long = "tcp-backlog", value_name = "BYTES", allow_negative_numbers = true)]
+    pub tcp_backlog: Option<String>,
+
     /// Also log every record.
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -122,15 +139,15 @@ pub struct Cli {
     pub stats_interval: Option<String>,
 
     /// Ring buffer size in bytes, a power of two of at least one page [default: 4194304].
-    #[arg(long = "ring-size", value_name = "BYTES")]
+    #[arg(long = "ring-size", value_name = "BYTES", allow_negative_numbers = true)]
     pub ring_size: Option<String>,
 
     /// Records the poll thread may queue for the sender before counting losses [default: 16384].
-    #[arg(long = "channel-depth", value_name = "N")]
+    #[arg(long = "channel-depth", value_name = "N", allow_negative_numbers = true)]
     pub channel_depth: Option<String>,
 
     /// Keys each in-kernel flow table holds with -u [default: 1024].
-    #[arg(long = "lru-size", alias = "lru_size", value_name = "N")]
+    #[arg(long = "lru-size", alias = "lru_size", value_name = "N", allow_negative_numbers = true)]
     pub lru_size: Option<String>,
 
     /// TOML configuration file; flags override it.

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::capture::Filters;
-use crate::cli::{self, Cli, Format, Source, TrapTypeArg};
+use crate::cli::{self, Cli, Format, Source, TransportArg, TrapTypeArg};
 use crate::error::{Error, Result};
 
 /// UDP payload limit for IPv4 (65535 - 20 - 8).
@@ -33,6 +33,7 @@ pub struct Sources {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     Udp { collector: SocketAddr },
+    Tcp { collector: SocketAddr, backlog_bytes: usize },
     Stdout,
 }
 
@@ -163,6 +164,8 @@ struct FileConfig {
     ring_size: Option<Spanned<i64>>,
     channel_depth: Option<Spanned<i64>>,
     lru_size: Option<Spanned<i64>>,
+    transport: Option<Spanned<TransportArg>>,
+    tcp_backlog: Option<Spanned<i64>>,
     filters: Option<FileFilters>,
     taxonomy: Option<HashMap<String, FileTaxonomy>>,
 }
@@ -236,13 +239,30 @@ impl Config {
         let output = match (stdout, collector_ip, collector_port) {
             (true, None, None) => Output::Stdout,
             (true, _, _) => return Err(usage("--stdout takes no collector address and port")),
-            (false, Some(ip), Some(port)) => Output::Udp {
-                collector: SocketAddr::new(
+            (false, Some(ip), Some(port)) => {
+                let collector = SocketAddr::new(
                     cli::parse_ip("", &ip.text)
                         .map_err(|_| ip.error(format!("'{}' is not an IPv4 or IPv6 address", ip.text)))?,
                     parse_port(&port)?,
-                ),
-            },
+                );
+                let transport = cli.transport.or(parsed.transport.as_ref().map(|t| *t.get_ref()));
+                match transport.unwrap_or(TransportArg::Udp) {
+                    TransportArg::Udp => Output::Udp { collector },
+                    TransportArg::Tcp => {
+                        let backlog = setting(
+                            "--tcp-backlog",
+                            &cli.tcp_backlog,
+                            "tcp_backlog",
+                            spanned(&parsed.tcp_backlog),
+                        )
+                        .unwrap_or_else(|| Setting {
+                            text: "4194304".into(),
+                            origin: Origin::Flag("--tcp-backlog"),
+                        });
+                        Output::Tcp { collector, backlog_bytes: parse_count(&backlog, 0, 1 << 30)? }
+                    }
+                }
+            }
             (false, Some(_), None) => return Err(usage("missing COLLECTOR_PORT after COLLECTOR_IP")),
             (false, None, _) => {
                 return Err(usage("a collector (COLLECTOR_IP COLLECTOR_PORT) or --stdout is required"))
@@ -483,7 +503,7 @@ fn parse_seconds(s: &Setting<'_>, positive: bool) -> Result<Duration> {
 /// collector sees as the sender, and what identifies this switch. Connecting a
 /// UDP socket sends nothing; it only runs the route lookup.
 fn default_device_ip(output: &Output) -> IpAddr {
-    let Output::Udp { collector } = output else {
+    let (Output::Udp { collector } | Output::Tcp { collector, .. }) = output else {
         return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     };
     let bind: SocketAddr = match collector {

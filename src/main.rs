@@ -16,7 +16,7 @@ use trapstream::netdb::NetDb;
 use trapstream::record;
 use trapstream::sender::{self, SenderConfig};
 use trapstream::stats::Stats;
-use trapstream::transport::{Framing, Packer, Sink, StdoutSink, UdpSink};
+use trapstream::transport::{Framing, Packer, Sink, StdoutSink, TcpSink, UdpSink};
 
 /// How long the poll thread sleeps when the ring buffer is empty.
 const POLL_IDLE: Duration = Duration::from_millis(5);
@@ -84,6 +84,11 @@ fn run() -> Result<()> {
             let local = sink.local_addr().map_err(Error::io("reading the UDP socket's address"))?;
             capture_cfg.own_traffic = Some((local, *collector));
             (Box::new(sink), framing, cfg.max_datagram)
+        }
+        // A batch per line: its size is bounded by -b, not by a datagram.
+        Output::Tcp { collector, backlog_bytes } => {
+            let framing = if cfg.format == Format::Json { Framing::JsonArray } else { Framing::Lines };
+            (Box::new(TcpSink::new(*collector, cfg.retry_timeout, *backlog_bytes)), framing, usize::MAX)
         }
         // One record per line; writes are grouped but never split a line.
         Output::Stdout => (Box::new(StdoutSink::new()), Framing::Lines, 1 << 16),
@@ -154,6 +159,7 @@ fn run() -> Result<()> {
         },
         match &cfg.output {
             Output::Udp { collector } => format!("udp://{collector}"),
+            Output::Tcp { collector, .. } => format!("tcp://{collector}"),
             Output::Stdout => "stdout".into(),
         }
     );

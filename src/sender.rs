@@ -11,7 +11,7 @@ use crate::encode::{Context, Encoder};
 use crate::error::{Error, Result};
 use crate::record::Record;
 use crate::stats::Stats;
-use crate::transport::{Datagram, Packer, Sink};
+use crate::transport::{Datagram, Delivery, Packer, Sink};
 
 pub struct SenderConfig {
     pub batch_size: usize,
@@ -28,16 +28,18 @@ struct ErrorLog {
 }
 
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// How often an idle sender lets the transport reconnect and flush a backlog.
+const IDLE_TICK: Duration = Duration::from_millis(500);
 
 impl ErrorLog {
-    fn report(&mut self, err: &io::Error, records: usize) {
+    fn report(&mut self, what: &dyn std::fmt::Display, lost: u64) {
         let now = Instant::now();
         if self.last.is_some_and(|t| now.duration_since(t) < ERROR_LOG_INTERVAL) {
             self.suppressed += 1;
             return;
         }
         tracing::warn!(
-            "send failed, {records} records lost: {err} ({} more failures since the last report)",
+            "send failed ({what}), {lost} records lost ({} more failures since the last report)",
             self.suppressed
         );
         self.last = Some(now);
@@ -52,24 +54,33 @@ struct Output<'a> {
 }
 
 impl Output<'_> {
+    fn account(&mut self, d: Delivery) {
+        Stats::add(&self.stats.sent, d.sent);
+        Stats::add(&self.stats.datagrams, d.writes);
+        Stats::add(&self.stats.send_lost, d.lost);
+        Stats::add(&self.stats.send_errors, d.errors);
+        if let Some(kind) = d.last_error {
+            self.errors.report(&io::Error::from(kind), d.lost);
+        }
+        self.stats.queued.store(self.sink.queued(), std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn send(&mut self, d: Datagram<'_>) -> io::Result<()> {
-        let n = d.records as u64;
         if d.oversize {
             Stats::add(&self.stats.oversize, 1);
         }
-        match self.sink.send(d.bytes) {
-            Ok(()) => {
-                Stats::add(&self.stats.sent, n);
-                Stats::add(&self.stats.datagrams, 1);
+        match self.sink.send(d.bytes, d.records) {
+            Ok(delivery) => {
+                self.account(delivery);
                 Ok(())
             }
             Err(e) => {
                 Stats::add(&self.stats.send_errors, 1);
-                Stats::add(&self.stats.send_lost, n);
+                Stats::add(&self.stats.send_lost, d.records as u64);
                 if self.sink.is_fatal(&e) {
                     return Err(e);
                 }
-                self.errors.report(&e, d.records);
+                self.errors.report(&e, d.records as u64);
                 Ok(())
             }
         }
@@ -94,11 +105,8 @@ pub fn run(
     let fatal = |e: io::Error| Error::Io { what: "writing records".into(), source: e };
 
     loop {
-        let received = match deadline {
-            Some(d) => rx.recv_deadline(d),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        let end_batch = match received {
+        let wait_until = deadline.unwrap_or_else(|| Instant::now() + IDLE_TICK);
+        let end_batch = match rx.recv_deadline(wait_until) {
             Ok(rec) => {
                 encoded.clear();
                 encoder.encode(ctx, &rec, &mut encoded);
@@ -112,16 +120,23 @@ pub fn run(
                 }
                 in_batch >= cfg.batch_size || (cfg.flush_when_idle && rx.is_empty())
             }
+            Err(RecvTimeoutError::Timeout) if deadline.is_none() => {
+                let delivery = out.sink.tick();
+                out.account(delivery);
+                false
+            }
             Err(RecvTimeoutError::Timeout) => true,
             Err(RecvTimeoutError::Disconnected) => {
                 packer.flush(|d| out.send(d)).map_err(fatal)?;
-                out.sink.flush().map_err(fatal)?;
+                let delivery = out.sink.close().map_err(fatal)?;
+                out.account(delivery);
                 return Ok(());
             }
         };
         if end_batch {
             packer.flush(|d| out.send(d)).map_err(fatal)?;
-            out.sink.flush().map_err(fatal)?;
+            let delivery = out.sink.flush().map_err(fatal)?;
+            out.account(delivery);
             in_batch = 0;
             deadline = None;
         }

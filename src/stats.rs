@@ -31,6 +31,8 @@ pub struct Stats {
     pub flow_packets: AtomicU64,
     /// Packets in flow records dropped because the channel stayed full.
     pub flow_packets_lost: AtomicU64,
+    /// Records waiting in the transport's backlog (TCP while disconnected): a gauge.
+    pub queued: AtomicU64,
 }
 
 impl Stats {
@@ -55,6 +57,7 @@ impl Stats {
             flow_records: get(&self.flow_records),
             flow_packets: get(&self.flow_packets),
             flow_packets_lost: get(&self.flow_packets_lost),
+            queued: get(&self.queued),
         }
     }
 }
@@ -75,6 +78,7 @@ pub struct Snapshot {
     pub flow_records: u64,
     pub flow_packets: u64,
     pub flow_packets_lost: u64,
+    pub queued: u64,
 }
 
 impl fmt::Display for Snapshot {
@@ -82,7 +86,7 @@ impl fmt::Display for Snapshot {
         write!(
             f,
             "seen={} filtered={} ring_lost={} read={} decode_errors={} channel_lost={} sent={} \
-             send_lost={} datagrams={} send_errors={} oversize={}",
+             send_lost={} datagrams={} send_errors={} oversize={} queued={}",
             self.kernel.seen,
             self.kernel.filtered,
             self.kernel.ring_lost,
@@ -93,7 +97,8 @@ impl fmt::Display for Snapshot {
             self.send_lost,
             self.datagrams,
             self.send_errors,
-            self.oversize
+            self.oversize,
+            self.queued
         )?;
         if self.flushes > 0 || self.kernel.aggregated > 0 {
             write!(

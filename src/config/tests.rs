@@ -195,3 +195,17 @@ fn a_missing_file_is_a_clear_error() {
     let got = error(config(&["--config", "/nonexistent/trapstream.toml", "--stdout"]));
     assert_eq!(got, "/nonexistent/trapstream.toml: No such file or directory (os error 2)");
 }
+
+#[test]
+fn tcp_transport_and_backlog() {
+    let c = config(&["--transport", "tcp", "-r", "2", "--tcp-backlog", "1000", "127.0.0.1", "8094"]).unwrap();
+    assert_eq!(c.output, Output::Tcp { collector: "127.0.0.1:8094".parse().unwrap(), backlog_bytes: 1000 });
+    assert_eq!(c.retry_timeout, Duration::from_secs(2));
+    let c = with_file("transport = \"tcp\"\ncollector_ip = \"::1\"\ncollector_port = 9\n", &[]).unwrap();
+    assert_eq!(c.output, Output::Tcp { collector: "[::1]:9".parse().unwrap(), backlog_bytes: 4 << 20 });
+    assert!(error(config(&["--transport", "sctp", "127.0.0.1", "1"])).contains("invalid value 'sctp'"));
+    assert_eq!(
+        error(config(&["--transport", "tcp", "--tcp-backlog", "-1", "127.0.0.1", "1"])),
+        "--tcp-backlog must be 0..=1073741824, got -1"
+    );
+}

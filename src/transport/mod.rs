@@ -6,9 +6,11 @@
 //! Influx datagram is newline-terminated lines.
 
 mod stdout;
+mod tcp;
 mod udp;
 
 pub use stdout::StdoutSink;
+pub use tcp::TcpSink;
 pub use udp::UdpSink;
 
 use std::io;
@@ -101,14 +103,60 @@ impl Packer {
     }
 }
 
+/// What became of records handed to a sink, possibly including records it
+/// had queued earlier (TCP backlog).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Records written to the collector.
+    pub sent: u64,
+    /// Writes (datagrams or lines) that carried them.
+    pub writes: u64,
+    /// Records given up on: a failed datagram, or pushed out of a full backlog.
+    pub lost: u64,
+    /// Failed attempts (send errors, refused connections).
+    pub errors: u64,
+    /// The last error, for the log.
+    pub last_error: Option<io::ErrorKind>,
+}
+
+impl Delivery {
+    pub fn sent(records: usize) -> Delivery {
+        Delivery { sent: records as u64, writes: 1, ..Default::default() }
+    }
+
+    pub fn add(&mut self, other: Delivery) {
+        self.sent += other.sent;
+        self.writes += other.writes;
+        self.lost += other.lost;
+        self.errors += other.errors;
+        self.last_error = other.last_error.or(self.last_error);
+    }
+}
+
 /// Where datagrams go.
 pub trait Sink {
-    /// Send one datagram. An error means none of its records arrived.
-    fn send(&mut self, datagram: &[u8]) -> io::Result<()>;
+    /// Send one datagram of `records` records. An error means none of them
+    /// arrived and the sink keeps nothing of it.
+    fn send(&mut self, datagram: &[u8], records: usize) -> io::Result<Delivery>;
 
-    /// Push out anything buffered (stdout).
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    /// Called when the sender is idle: a chance to reconnect and flush a backlog.
+    fn tick(&mut self) -> Delivery {
+        Delivery::default()
+    }
+
+    /// Push out anything buffered.
+    fn flush(&mut self) -> io::Result<Delivery> {
+        Ok(Delivery::default())
+    }
+
+    /// At shutdown: deliver what can be; what cannot is reported lost.
+    fn close(&mut self) -> io::Result<Delivery> {
+        self.flush()
+    }
+
+    /// Records held for later (TCP backlog).
+    fn queued(&self) -> u64 {
+        0
     }
 
     /// Whether an error is the end of this sink rather than one lost datagram.

@@ -2,7 +2,7 @@
 
 use std::io::{self, BufWriter, Stdout, Write};
 
-use super::Sink;
+use super::{Delivery, Sink};
 
 pub struct StdoutSink {
     out: BufWriter<Stdout>,
@@ -21,12 +21,14 @@ impl Default for StdoutSink {
 }
 
 impl Sink for StdoutSink {
-    fn send(&mut self, lines: &[u8]) -> io::Result<()> {
-        self.out.write_all(lines)
+    fn send(&mut self, lines: &[u8], records: usize) -> io::Result<Delivery> {
+        self.out.write_all(lines)?;
+        Ok(Delivery::sent(records))
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+    fn flush(&mut self) -> io::Result<Delivery> {
+        self.out.flush()?;
+        Ok(Delivery::default())
     }
 
     /// `trapstream --stdout | head` should end when head does.

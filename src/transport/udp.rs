@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::Sink;
+use super::{Delivery, Sink};
 
 pub struct UdpSink {
     socket: Socket,
@@ -33,12 +33,13 @@ impl UdpSink {
 }
 
 impl Sink for UdpSink {
-    fn send(&mut self, datagram: &[u8]) -> io::Result<()> {
+    fn send(&mut self, datagram: &[u8], records: usize) -> io::Result<Delivery> {
         match self.socket.send(datagram) {
             // The error belongs to an earlier datagram's ICMP reply and was
             // cleared by reporting it; this datagram was not sent, so try once more.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => self.socket.send(datagram).map(|_| ()),
-            other => other.map(|_| ()),
-        }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => self.socket.send(datagram)?,
+            other => other?,
+        };
+        Ok(Delivery::sent(records))
     }
 }
