@@ -34,6 +34,8 @@ const volatile __u32 filter_include_kinds = 0;
 const volatile __u16 self_sport = 0;
 const volatile __u16 self_dport = 0;
 const volatile __u8 self_daddr[16] = {};
+/* Events per second each trap (or drop reason) may emit; 0 = no limit. */
+const volatile __u64 rate_limit = 0;
 
 /*
  * Shared with user space through the mmap'ed .bss. User space flips
@@ -53,6 +55,7 @@ const volatile struct ts_event ts_event_abi = {};
 const volatile struct ts_flow_key ts_flow_key_abi = {};
 const volatile struct ts_flow ts_flow_abi = {};
 const volatile struct ts_filter_key ts_filter_key_abi = {};
+const volatile struct ts_rate_bucket ts_rate_bucket_abi = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -108,6 +111,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ts_filter_key);
 } filter_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ts_filter_key);
+	__type(value, struct ts_rate_bucket);
+} rate_buckets SEC(".maps");
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
 
@@ -260,13 +270,67 @@ static __always_inline bool count_into_table(struct ts_event *e)
 	return true;
 }
 
+#define NSEC_PER_SEC 1000000000ULL
+
+/*
+ * Token bucket per trap: `rate_limit` events a second, bursts of as many.
+ * Buckets are updated without atomics (5.10 has no cmpxchg for BPF), so CPUs
+ * racing on one bucket can let a few extra events through; every suppressed
+ * event is counted exactly.
+ */
+static __always_inline bool rate_limited(struct ts_event *e)
+{
+	__u32 zero = 0;
+	struct ts_filter_key *key;
+	struct ts_rate_bucket *b, fresh;
+	__u64 now = e->time_ns, cap = rate_limit * NSEC_PER_SEC, elapsed, tokens;
+
+	if (!rate_limit)
+		return false;
+	key = bpf_map_lookup_elem(&filter_scratch, &zero);
+	if (!key)
+		return false;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->kind = e->source;
+	if (e->source == TS_SOURCE_DEVLINK)
+		__builtin_memcpy(key->name, e->trap_name, sizeof(key->name));
+	else
+		__builtin_memcpy(key->name, &e->drop_reason, sizeof(e->drop_reason));
+	b = bpf_map_lookup_elem(&rate_buckets, key);
+	if (!b) {
+		fresh.tokens = cap - NSEC_PER_SEC;
+		fresh.last_ns = now;
+		/* A full bucket map lets events through rather than suppress blindly. */
+		bpf_map_update_elem(&rate_buckets, key, &fresh, BPF_ANY);
+		return false;
+	}
+	elapsed = now > b->last_ns ? now - b->last_ns : 0;
+	/* Past a second the bucket is full anyway; this also bounds the product. */
+	tokens = elapsed >= NSEC_PER_SEC ? cap : b->tokens + elapsed * rate_limit;
+	if (tokens > cap)
+		tokens = cap;
+	b->last_ns = now;
+	if (tokens < NSEC_PER_SEC) {
+		b->tokens = tokens;
+		count(TS_CNT_RATE_LIMITED);
+		return true;
+	}
+	b->tokens = tokens - NSEC_PER_SEC;
+	return false;
+}
+
 static __always_inline void finish_event(struct ts_event *e)
 {
 	if (!aggregate) {
-		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+		if (rate_limited(e))
+			bpf_ringbuf_discard(e, 0);
+		else
+			bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 		return;
 	}
 	if (count_into_table(e))
+		return;
+	if (rate_limited(e))
 		return;
 	/* No room for the key: the packet goes alone, as a flow of one. */
 	e->flags |= TS_EV_AGG_OVERFLOW;

@@ -72,7 +72,14 @@
 #define TS_CNT_RB_LOST 2      /* ring buffer reservation or output failed */
 #define TS_CNT_AGG_PACKETS 3  /* packets counted into an aggregation table */
 #define TS_CNT_AGG_OVERFLOW 4 /* packets sent alone because the table was full */
+#define TS_CNT_RATE_LIMITED 5 /* events suppressed by the per-trap rate limit */
 #define TS_CNT_MAX 8
+
+/* Rate limiter buckets (map `rate_buckets`), keyed like filters: kind = source. */
+struct ts_rate_bucket {
+	__u64 tokens;         /* events * 1e9: one event costs 1e9, time adds rate per ns */
+	__u64 last_ns;
+};
 
 /* Filter kinds (struct ts_filter_key.kind); values in the `filters` map. */
 #define TS_FILTER_TRAP_NAME 1

@@ -55,6 +55,8 @@ pub struct KernelCounters {
     pub aggregated: u64,
     /// Packets sent alone because the flow table was full (-u).
     pub overflow: u64,
+    /// Events suppressed by --rate-limit.
+    pub rate_limited: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +67,8 @@ pub struct CaptureConfig {
     /// Count per flow in the kernel (-u) with tables of this many keys.
     pub flow_capacity: Option<u32>,
     pub filters: Filters,
+    /// Events per second each trap or drop reason may emit (0: no limit).
+    pub rate_limit: u64,
     /// trapstream's own datagrams (local address, collector): their drops are not reported.
     pub own_traffic: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
 }
@@ -206,6 +210,7 @@ impl<'obj> Capture<'obj> {
         rodata.trap_type_mask = cfg.trap_type_mask;
         rodata.aggregate = cfg.flow_capacity.is_some();
         rodata.flow_capacity = cfg.flow_capacity.unwrap_or(1);
+        rodata.rate_limit = cfg.rate_limit;
         if let Some((local, collector)) = cfg.own_traffic {
             rodata.self_sport = local.port();
             rodata.self_dport = collector.port();
@@ -316,7 +321,7 @@ impl<'obj> Capture<'obj> {
 }
 
 fn read_counters(map: &dyn MapCore) -> Result<KernelCounters> {
-    let mut sums = [0u64; 5];
+    let mut sums = [0u64; 6];
     for (index, sum) in sums.iter_mut().enumerate() {
         let key = (index as u32).to_ne_bytes();
         let per_cpu = map
@@ -335,6 +340,7 @@ fn read_counters(map: &dyn MapCore) -> Result<KernelCounters> {
         ring_lost: sums[2],
         aggregated: sums[3],
         overflow: sums[4],
+        rate_limited: sums[5],
     })
 }
 

@@ -150,6 +150,10 @@ pub struct Cli {
     #[arg(long = "lru-size", alias = "lru_size", value_name = "N", allow_negative_numbers = true)]
     pub lru_size: Option<String>,
 
+    /// Most events a second each trap (or drop reason) may emit, e.g. 1000 or 1000/s; the kernel counts what it suppresses [default: no limit].
+    #[arg(long = "rate-limit", alias = "rate_limit", value_name = "N/s", allow_hyphen_values = true)]
+    pub rate_limit: Option<String>,
+
     /// TOML configuration file; flags override it.
     #[arg(short = 'c', long, value_name = "PATH")]
     pub config: Option<std::path::PathBuf>,

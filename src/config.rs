@@ -59,6 +59,8 @@ pub struct Config {
     pub trap_type_mask: u32,
     pub unique_interval: Option<Duration>,
     pub lru_size: u32,
+    /// Events per second per trap; 0 = no limit.
+    pub rate_limit: u64,
     pub retry_timeout: Duration,
     pub stats_interval: Option<Duration>,
     pub ring_size: u32,
@@ -106,6 +108,23 @@ impl fmt::Display for Number {
         match self {
             Number::Int(n) => write!(f, "{n}"),
             Number::Float(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+/// A rate as written in the file: 1000 or "1000/s".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RateText {
+    Number(i64),
+    Text(String),
+}
+
+impl fmt::Display for RateText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateText::Number(n) => write!(f, "{n}"),
+            RateText::Text(t) => f.write_str(t),
         }
     }
 }
@@ -165,6 +184,7 @@ struct FileConfig {
     channel_depth: Option<Spanned<i64>>,
     lru_size: Option<Spanned<i64>>,
     transport: Option<Spanned<TransportArg>>,
+    rate_limit: Option<Spanned<RateText>>,
     tcp_backlog: Option<Spanned<i64>>,
     filters: Option<FileFilters>,
     taxonomy: Option<HashMap<String, FileTaxonomy>>,
@@ -357,6 +377,18 @@ impl Config {
             MAX_FLOW_TABLE,
         )?;
 
+        let rate_limit =
+            match setting("--rate-limit", &cli.rate_limit, "rate_limit", spanned(&parsed.rate_limit)) {
+                None => 0,
+                Some(s) => {
+                    let number = Setting {
+                        text: s.text.strip_suffix("/s").unwrap_or(&s.text).to_string(),
+                        origin: s.origin,
+                    };
+                    parse_count(&number, 0, 100_000_000)? as u64
+                }
+            };
+
         let device_ip = match setting("--device-ip", &cli.device_ip, "device_ip", spanned(&parsed.device_ip))
         {
             Some(s) => cli::parse_ip("", &s.text)
@@ -425,6 +457,7 @@ impl Config {
             trap_type_mask,
             unique_interval,
             lru_size: lru_size as u32,
+            rate_limit,
             retry_timeout,
             stats_interval: (!stats.is_zero()).then_some(stats),
             ring_size: ring_size as u32,

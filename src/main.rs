@@ -14,8 +14,8 @@ use trapstream::encode::{Context, Encoder};
 use trapstream::error::{Error, Result};
 use trapstream::netdb::NetDb;
 use trapstream::record;
-use trapstream::sender::{self, SenderConfig};
-use trapstream::stats::Stats;
+use trapstream::sender::{self, Item, SenderConfig};
+use trapstream::stats::{Snapshot, Stats};
 use trapstream::transport::{Framing, Packer, Sink, StdoutSink, TcpSink, UdpSink};
 
 /// How long the poll thread sleeps when the ring buffer is empty.
@@ -57,6 +57,7 @@ fn run() -> Result<()> {
         ring_size: cfg.ring_size,
         flow_capacity: cfg.unique_interval.map(|_| cfg.lru_size),
         filters: cfg.filters.clone(),
+        rate_limit: cfg.rate_limit,
         own_traffic: None,
     };
     if cfg.check_only {
@@ -100,6 +101,8 @@ fn run() -> Result<()> {
     let stats = std::sync::Arc::new(Stats::default());
     let clock = std::sync::Arc::new(BootToWall::new());
     let (tx, rx) = crossbeam_channel::bounded(cfg.channel_depth);
+    // The main thread's handle, for streaming the counters.
+    let stats_tx = tx.clone();
     let aggregation = match cfg.unique_interval {
         None => None,
         Some(interval) => {
@@ -113,7 +116,7 @@ fn run() -> Result<()> {
                         Stats::add(&stats.flow_packets, packets);
                         // A flow record stands for many packets: wait for room
                         // (bounded) rather than drop it at the first full channel.
-                        if tx.send_timeout(rec, FLOW_SEND_TIMEOUT).is_err() {
+                        if tx.send_timeout(Item::Record(rec), FLOW_SEND_TIMEOUT).is_err() {
                             Stats::add(&stats.channel_lost, 1);
                             Stats::add(&stats.flow_packets_lost, packets);
                         }
@@ -133,7 +136,7 @@ fn run() -> Result<()> {
                 Ok(rec) => {
                     Stats::add(&stats.read, 1);
                     // Never block the poll thread: a full channel is a counted loss.
-                    if tx.try_send(rec).is_err() {
+                    if tx.try_send(Item::Record(rec)).is_err() {
                         Stats::add(&stats.channel_lost, 1);
                     }
                 }
@@ -203,7 +206,9 @@ fn run() -> Result<()> {
             clock.refresh();
             if let (Some(at), Some(interval)) = (next_stats, cfg.stats_interval) {
                 if Instant::now() >= at {
-                    log_stats(&capture, &stats, "stats");
+                    let snapshot = log_stats(&capture, &stats, "stats");
+                    // A full channel is busy with events; the next report will do.
+                    let _ = stats_tx.try_send(Item::Stats(snapshot));
                     next_stats = Some(at + interval);
                 }
             }
@@ -212,6 +217,12 @@ fn run() -> Result<()> {
         capture.detach();
         stop.store(true, Ordering::Release);
         let polled = poller.join().unwrap_or_else(|_| Err(Error::Usage("poll thread panicked".into())));
+        if cfg.stats_interval.is_some() {
+            let snapshot = stats.snapshot(capture.kernel_counters().unwrap_or_default());
+            let _ = stats_tx.send_timeout(Item::Stats(snapshot), FLOW_SEND_TIMEOUT);
+        }
+        // The last handle to the channel: the sender drains it and exits.
+        drop(stats_tx);
         let sent = sender.join().unwrap_or_else(|_| Err(Error::Usage("sender thread panicked".into())));
         polled.and(sent)
     });
@@ -219,13 +230,18 @@ fn run() -> Result<()> {
     outcome
 }
 
-fn log_stats(capture: &Capture<'_>, stats: &Stats, label: &str) {
+fn log_stats(capture: &Capture<'_>, stats: &Stats, label: &str) -> Snapshot {
     match capture.kernel_counters() {
-        Ok(kernel) => tracing::info!("{label}: {}", stats.snapshot(kernel)),
-        Err(err) => tracing::warn!(
-            "{label}: {} (kernel counters unavailable: {err})",
-            stats.snapshot(Default::default())
-        ),
+        Ok(kernel) => {
+            let snapshot = stats.snapshot(kernel);
+            tracing::info!("{label}: {snapshot}");
+            snapshot
+        }
+        Err(err) => {
+            let snapshot = stats.snapshot(Default::default());
+            tracing::warn!("{label}: {snapshot} (kernel counters unavailable: {err})");
+            snapshot
+        }
     }
 }
 

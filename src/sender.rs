@@ -10,8 +10,15 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::encode::{Context, Encoder};
 use crate::error::{Error, Result};
 use crate::record::Record;
-use crate::stats::Stats;
+use crate::stats::{Snapshot, Stats};
 use crate::transport::{Datagram, Delivery, Packer, Sink};
+
+/// What travels from the poll and main threads to the sender.
+pub enum Item {
+    Record(Record),
+    /// trapstream's own counters, streamed like a record.
+    Stats(Snapshot),
+}
 
 pub struct SenderConfig {
     pub batch_size: usize,
@@ -65,6 +72,22 @@ impl Output<'_> {
         self.stats.queued.store(self.sink.queued(), std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// A stats record is not an event: it is not counted as sent or lost.
+    fn send_stats(&mut self, d: Datagram<'_>) -> io::Result<()> {
+        match self.sink.send(d.bytes, 0) {
+            Ok(delivery) => {
+                self.account(delivery);
+                Ok(())
+            }
+            Err(e) if self.sink.is_fatal(&e) => Err(e),
+            Err(e) => {
+                Stats::add(&self.stats.send_errors, 1);
+                self.errors.report(&e, 0);
+                Ok(())
+            }
+        }
+    }
+
     fn send(&mut self, d: Datagram<'_>) -> io::Result<()> {
         if d.oversize {
             Stats::add(&self.stats.oversize, 1);
@@ -90,7 +113,7 @@ impl Output<'_> {
 /// Run until the channel is closed and drained; everything received is sent
 /// or counted as lost before this returns.
 pub fn run(
-    rx: Receiver<Record>,
+    rx: Receiver<Item>,
     ctx: &Context,
     mut encoder: Encoder,
     mut packer: Packer,
@@ -107,7 +130,19 @@ pub fn run(
     loop {
         let wait_until = deadline.unwrap_or_else(|| Instant::now() + IDLE_TICK);
         let end_batch = match rx.recv_deadline(wait_until) {
-            Ok(rec) => {
+            Ok(Item::Stats(snapshot)) => {
+                // Its own write, so that a record's batch never waits on it
+                // and the counters are never mixed into a batch's count.
+                encoded.clear();
+                encoder.encode_stats(ctx, &snapshot, &mut encoded);
+                packer.flush(|d| out.send(d)).map_err(fatal)?;
+                packer.push(&encoded, |d| out.send_stats(d)).map_err(fatal)?;
+                packer.flush(|d| out.send_stats(d)).map_err(fatal)?;
+                in_batch = 0;
+                deadline = None;
+                false
+            }
+            Ok(Item::Record(rec)) => {
                 encoded.clear();
                 encoder.encode(ctx, &rec, &mut encoded);
                 if cfg.verbose {

@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::capture::KernelCounters;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
+    started: std::time::Instant,
     /// Records decoded from the ring buffer.
     pub read: AtomicU64,
     /// Ring-buffer records that did not decode (counted, never silently skipped).
@@ -35,6 +36,29 @@ pub struct Stats {
     pub queued: AtomicU64,
 }
 
+impl Default for Stats {
+    fn default() -> Self {
+        let zero = || AtomicU64::new(0);
+        Stats {
+            started: std::time::Instant::now(),
+            read: zero(),
+            decode_errors: zero(),
+            channel_lost: zero(),
+            sent: zero(),
+            send_lost: zero(),
+            datagrams: zero(),
+            send_errors: zero(),
+            oversize: zero(),
+            flushes: zero(),
+            early_flushes: zero(),
+            flow_records: zero(),
+            flow_packets: zero(),
+            flow_packets_lost: zero(),
+            queued: zero(),
+        }
+    }
+}
+
 impl Stats {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
@@ -58,6 +82,10 @@ impl Stats {
             flow_packets: get(&self.flow_packets),
             flow_packets_lost: get(&self.flow_packets_lost),
             queued: get(&self.queued),
+            time_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            uptime_seconds: self.started.elapsed().as_secs(),
         }
     }
 }
@@ -79,6 +107,41 @@ pub struct Snapshot {
     pub flow_packets: u64,
     pub flow_packets_lost: u64,
     pub queued: u64,
+    /// When the snapshot was taken (Unix ns) and how long trapstream has run.
+    pub time_ns: u64,
+    pub uptime_seconds: u64,
+}
+
+impl Snapshot {
+    /// Every counter by name, in a fixed order: what `trapstream_stats` carries.
+    pub fn fields(&self) -> [(&'static str, u64); 23] {
+        [
+            ("seen", self.kernel.seen),
+            ("filtered", self.kernel.filtered),
+            ("ring_lost", self.kernel.ring_lost),
+            ("rate_limited", self.kernel.rate_limited),
+            ("aggregated", self.kernel.aggregated),
+            ("overflow", self.kernel.overflow),
+            ("read", self.read),
+            ("decode_errors", self.decode_errors),
+            ("channel_lost", self.channel_lost),
+            ("sent", self.sent),
+            ("send_lost", self.send_lost),
+            ("datagrams", self.datagrams),
+            ("send_errors", self.send_errors),
+            ("oversize", self.oversize),
+            ("queued", self.queued),
+            ("flushes", self.flushes),
+            ("early_flushes", self.early_flushes),
+            ("flow_records", self.flow_records),
+            ("flow_packets", self.flow_packets),
+            ("flow_packets_lost", self.flow_packets_lost),
+            // Every loss in one number, for an alert.
+            ("lost", self.kernel.ring_lost + self.decode_errors + self.channel_lost + self.send_lost),
+            ("uptime_seconds", self.uptime_seconds),
+            ("time_ns", self.time_ns),
+        ]
+    }
 }
 
 impl fmt::Display for Snapshot {
@@ -86,7 +149,7 @@ impl fmt::Display for Snapshot {
         write!(
             f,
             "seen={} filtered={} ring_lost={} read={} decode_errors={} channel_lost={} sent={} \
-             send_lost={} datagrams={} send_errors={} oversize={} queued={}",
+             send_lost={} datagrams={} send_errors={} oversize={} queued={} rate_limited={}",
             self.kernel.seen,
             self.kernel.filtered,
             self.kernel.ring_lost,
@@ -98,7 +161,8 @@ impl fmt::Display for Snapshot {
             self.datagrams,
             self.send_errors,
             self.oversize,
-            self.queued
+            self.queued,
+            self.kernel.rate_limited
         )?;
         if self.flushes > 0 || self.kernel.aggregated > 0 {
             write!(

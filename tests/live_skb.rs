@@ -13,7 +13,8 @@ use serde_json::Value;
 const N: u16 = 25;
 const PAYLOAD: usize = 20;
 
-fn records_in(datagrams: &[Vec<u8>]) -> Vec<Value> {
+/// Every object in the datagrams: drop records and trapstream's own counters.
+fn objects_in(datagrams: &[Vec<u8>]) -> Vec<Value> {
     datagrams
         .iter()
         .flat_map(|d| {
@@ -21,6 +22,10 @@ fn records_in(datagrams: &[Vec<u8>]) -> Vec<Value> {
             v.as_array().expect("every JSON datagram is an array").clone()
         })
         .collect()
+}
+
+fn records_in(datagrams: &[Vec<u8>]) -> Vec<Value> {
+    objects_in(datagrams).into_iter().filter(|o| o.get("measurement").is_none()).collect()
 }
 
 fn from_ns(records: &[Value], netns: u32) -> Vec<Value> {
@@ -128,6 +133,14 @@ fn udp_to_closed_ports_over_ipv4_and_ipv6_gives_exact_records() {
         assert_eq!(counter(&final_stats, lost), 0, "{lost}: {final_stats}");
     }
     assert_eq!(records.len() as u64, read, "every record read arrived: {final_stats}");
+
+    // Self-telemetry: the final counters were streamed too, in the same format.
+    let streamed: Vec<Value> =
+        objects_in(&datagrams).into_iter().filter(|o| o["measurement"] == "trapstream_stats").collect();
+    assert_eq!(streamed.len(), 1, "one report at shutdown (the interval is 60 s)");
+    assert_eq!(streamed[0]["read"], read, "{}", streamed[0]);
+    assert_eq!(streamed[0]["lost"], 0);
+    assert_eq!(streamed[0]["deviceIP"], "127.0.0.1");
 }
 
 #[test]
@@ -173,6 +186,17 @@ fn influx_lines_over_udp_one_point_per_drop() {
     }
     let lines = ours(&datagrams);
     assert_eq!(lines.len(), N as usize);
+    let telemetry: Vec<String> = datagrams
+        .iter()
+        .flat_map(|d| String::from_utf8_lossy(d).lines().map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| l.starts_with("trapstream_stats,deviceIP=192.0.2.7 seen="))
+        .collect();
+    assert_eq!(telemetry.len(), 1, "the counters at shutdown, as line protocol");
+    assert!(
+        telemetry[0].contains(",ring_lost=0i,") && telemetry[0].contains(",lost=0i,"),
+        "{}",
+        telemetry[0]
+    );
     let mut stamps = BTreeSet::new();
     for l in &lines {
         assert!(
@@ -244,7 +268,20 @@ fn drops_of_its_own_datagrams_are_not_reported() {
     // Inside B, so the closed collector port is B's loopback; port 9 (discard) has no listener.
     let ts = Trapstream::start_in(
         Some(&hosts.ns_b),
-        &["--source", "skb", "-c", cfg.arg(), "-i", "0.02", "-b", "1", "127.0.0.1", "9"],
+        &[
+            "--source",
+            "skb",
+            "-c",
+            cfg.arg(),
+            "-i",
+            "0.02",
+            "-b",
+            "1",
+            "--stats-interval",
+            "0",
+            "127.0.0.1",
+            "9",
+        ],
     );
     hosts.udp_to_closed_ports(&hosts.v4_b, &[37000, 37001, 37002], PAYLOAD);
     std::thread::sleep(Duration::from_millis(1500));

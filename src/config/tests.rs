@@ -197,6 +197,27 @@ fn a_missing_file_is_a_clear_error() {
 }
 
 #[test]
+fn rate_limit_as_number_or_per_second() {
+    assert_eq!(config(&["--stdout"]).unwrap().rate_limit, 0, "off by default");
+    assert_eq!(config(&["--stdout", "--rate-limit", "500"]).unwrap().rate_limit, 500);
+    assert_eq!(config(&["--stdout", "--rate-limit", "500/s"]).unwrap().rate_limit, 500);
+    assert_eq!(with_file("stdout = true\nrate_limit = \"20/s\"\n", &[]).unwrap().rate_limit, 20);
+    assert_eq!(with_file("stdout = true\nrate_limit = 7\n", &[]).unwrap().rate_limit, 7);
+    assert_eq!(
+        error(config(&["--stdout", "--rate-limit", "fast"])),
+        "--rate-limit 'fast' is not a whole number"
+    );
+    assert_eq!(
+        error(config(&["--stdout", "--rate-limit", "-5/s"])),
+        "--rate-limit must be 0..=100000000, got -5"
+    );
+    assert_eq!(
+        error(with_file("stdout = true\nrate_limit = \"9/m\"\n", &[])),
+        "/etc/trapstream/trapstream.toml: line 2: rate_limit '9/m' is not a whole number"
+    );
+}
+
+#[test]
 fn tcp_transport_and_backlog() {
     let c = config(&["--transport", "tcp", "-r", "2", "--tcp-backlog", "1000", "127.0.0.1", "8094"]).unwrap();
     assert_eq!(c.output, Output::Tcp { collector: "127.0.0.1:8094".parse().unwrap(), backlog_bytes: 1000 });

@@ -16,6 +16,7 @@ use crate::cli::Format;
 use crate::config::TaxonomyOverride;
 use crate::netdb::NetDb;
 use crate::record::{Network, Origin, Record, Transport};
+use crate::stats::Snapshot;
 use crate::taxonomy::{self, TrapType};
 
 /// Everything an encoder needs besides the record, fixed at start-up.
@@ -42,6 +43,37 @@ impl Encoder {
             Format::Json => Encoder::Json(json::JsonEncoder),
             Format::Influx => Encoder::Influx(influx::InfluxEncoder::default()),
             Format::Text => Encoder::Text(text::TextEncoder),
+        }
+    }
+
+    /// trapstream's own counters as one record: measurement `trapstream_stats`
+    /// (Influx), or an object with "measurement": "trapstream_stats" (JSON),
+    /// so that operators see losses where they see drops.
+    pub fn encode_stats(&mut self, ctx: &Context, snapshot: &Snapshot, out: &mut Vec<u8>) {
+        use std::fmt::Write as _;
+        let fields = snapshot.fields();
+        match self {
+            Encoder::Json(_) => {
+                let mut object = serde_json::Map::new();
+                object.insert("measurement".into(), STATS_MEASUREMENT.into());
+                object.insert("deviceIP".into(), ctx.device_ip.clone().into());
+                object.insert("timestamp".into(), Seconds(snapshot.time_ns).to_string().into());
+                for (name, value) in fields {
+                    object.insert(name.into(), value.into());
+                }
+                let _ = serde_json::to_writer(&mut *out, &object);
+            }
+            Encoder::Influx(_) => {
+                let mut w = ByteWriter(out);
+                let _ = write!(w, "{STATS_MEASUREMENT},deviceIP={}", ctx.device_ip);
+                for (i, (name, value)) in fields.iter().enumerate() {
+                    let _ = write!(w, "{}{name}={value}i", if i == 0 { ' ' } else { ',' });
+                }
+                let _ = write!(w, " {}", snapshot.time_ns);
+            }
+            Encoder::Text(_) => {
+                let _ = write!(ByteWriter(out), "{} trapstream_stats {snapshot}", Seconds(snapshot.time_ns));
+            }
         }
     }
 
@@ -73,6 +105,9 @@ pub const MESSAGE_DROP: &str = "fwdDrop";
 pub const MESSAGE_EXCEPTION: &str = "fwdException";
 pub const MESSAGE_CONTROL: &str = "fwdControl";
 pub const MESSAGE_KERNEL_DROP: &str = "kernelDrop";
+
+/// The measurement of trapstream's own counters.
+pub const STATS_MEASUREMENT: &str = "trapstream_stats";
 
 /// What a missing value reads as (the original printed "N/A" for unknowns).
 pub const NOT_AVAILABLE: &str = "N/A";
