@@ -194,7 +194,7 @@ impl<'obj> Capture<'obj> {
         storage: &'obj mut MaybeUninit<OpenObject>,
     ) -> Result<Capture<'obj>> {
         if cfg.sources.devlink && !support.devlink_tracepoint {
-            return Err(Error::Usage(
+            return Err(Error::Environment(
                 "this kernel has no devlink_trap_report tracepoint (no devlink, or older than 5.4); \
                  use --source skb to capture the kernel's own drops"
                     .into(),

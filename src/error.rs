@@ -9,6 +9,11 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// The machine cannot run trapstream as asked (privileges, kernel
+    /// features): one line saying what to change, exit status 2.
+    #[error("{0}")]
+    Environment(String),
+
     #[error("{what}: {source}")]
     Bpf {
         what: String,
@@ -34,6 +39,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// Turn errors the operator can fix into one line that says how.
+    pub fn explain(self) -> Error {
+        match self {
+            Error::Bpf { what, source } if source.kind() == libbpf_rs::ErrorKind::PermissionDenied => {
+                Error::Environment(format!(
+                    "{what}: permission denied: run as root, or with CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN \
+                     before Linux 5.8)"
+                ))
+            }
+            other => other,
+        }
+    }
+
     pub fn bpf(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> Error {
         let what = what.into();
         move |source| Error::Bpf { what, source }
@@ -47,7 +65,7 @@ impl Error {
     /// Exit status for this error: 2 for bad input, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::File { .. } => 2,
+            Error::Usage(_) | Error::File { .. } | Error::Environment(_) => 2,
             _ => 1,
         }
     }

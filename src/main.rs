@@ -26,7 +26,7 @@ const TICK: Duration = Duration::from_millis(200);
 const FLOW_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn main() {
-    let code = match run() {
+    let code = match run().map_err(Error::explain) {
         Ok(()) => 0,
         Err(err) => {
             eprintln!("trapstream: {err}");
@@ -39,14 +39,22 @@ fn main() {
 fn run() -> Result<()> {
     let cli = cli::parse(std::env::args_os())?;
     let cfg = Config::load(&cli)?;
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+    let level = if cfg.verbose { tracing::Level::DEBUG } else { tracing::Level::INFO };
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_max_level(level).init();
+    // libbpf's own messages (verifier logs among them) are many lines: they go
+    // to the log at debug level (-v) so that a failure is one line by default.
+    libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, libbpf_log)));
 
     // Before any thread starts, so that every thread inherits the mask and
     // only the main thread's sigtimedwait sees SIGINT/SIGTERM.
     let signals = SignalSet::block(&[libc::SIGINT, libc::SIGTERM])?;
 
-    let btf = libbpf_rs::btf::Btf::from_vmlinux()
-        .map_err(Error::bpf("reading the kernel's BTF (/sys/kernel/btf/vmlinux; CONFIG_DEBUG_INFO_BTF)"))?;
+    let btf = libbpf_rs::btf::Btf::from_vmlinux().map_err(|e| {
+        Error::Environment(format!(
+            "reading the kernel's BTF: {e}: trapstream needs a kernel built with CONFIG_DEBUG_INFO_BTF \
+             (/sys/kernel/btf/vmlinux)"
+        ))
+    })?;
     let support = KernelSupport::probe(&btf);
     let drop_reasons = DropReasons::from_btf(&btf);
     drop(btf);
@@ -242,6 +250,14 @@ fn log_stats(capture: &Capture<'_>, stats: &Stats, label: &str) -> Snapshot {
             tracing::warn!("{label}: {snapshot} (kernel counters unavailable: {err})");
             snapshot
         }
+    }
+}
+
+fn libbpf_log(level: libbpf_rs::PrintLevel, message: String) {
+    let message = message.trim_end();
+    match level {
+        libbpf_rs::PrintLevel::Warn => tracing::debug!("libbpf: {message}"),
+        _ => tracing::trace!("libbpf: {message}"),
     }
 }
 

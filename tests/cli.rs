@@ -75,3 +75,27 @@ fn missing_devlink_tracepoint_names_the_alternative() {
         "{stderr}"
     );
 }
+
+/// Without privileges: one line that says what to change, status 2, nothing
+/// of libbpf's multi-line log.
+#[test]
+fn unprivileged_run_says_what_it_needs() {
+    // A copy `nobody` can reach whatever the checkout's permissions are.
+    let dir = std::env::temp_dir().join(format!("trapstream-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("trapstream");
+    std::fs::copy(env!("CARGO_BIN_EXE_trapstream"), &bin).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(&bin)
+        .args(["--stdout", "--source", "skb"])
+        .output()
+        .expect("setpriv (util-linux)");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("permission denied: run as root, or with CAP_BPF and CAP_PERFMON"), "{stderr}");
+}
