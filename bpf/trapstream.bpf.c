@@ -119,6 +119,19 @@ struct {
 	__type(value, struct ts_rate_bucket);
 } rate_buckets SEC(".maps");
 
+/* The clock as of the last jiffy, per CPU (see recent_time). */
+struct time_cache {
+	__u64 jiffies;
+	__u64 boot_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct time_cache);
+} clock_cache SEC(".maps");
+
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
 
 static __always_inline void count(__u32 idx)
@@ -162,112 +175,117 @@ static __always_inline bool filtered_out_u32(__u32 kind, __u32 value)
 	return filtered_out(kind, (const char *)&value, sizeof(value));
 }
 
+/* The facts about one report that are cheap to read: enough to key a flow. */
+struct report {
+	__u64 time_ns;
+	__u64 trap_id;
+	struct sk_buff *skb;
+	struct net_device *dev;
+	const struct devlink_trap_metadata *md; /* devlink only */
+	struct devlink *devlink;                /* devlink only */
+	__u32 reason;
+	__u32 ifindex;
+	__u32 netns_ino;
+	__u8 source;
+	__u8 trap_type;
+};
+
+/* Filters that compare names need the names read first. */
+#define NAME_FILTERS ((1u << TS_FILTER_TRAP_NAME) | (1u << TS_FILTER_TRAP_GROUP) | (1u << TS_FILTER_PORT))
+
 /*
- * Where an event is built: straight into the ring buffer when each packet is
- * an event, or into per-CPU scratch when it is going to be counted.
+ * CLOCK_BOOTTIME read at most once a jiffy per CPU. Reading the clock costs
+ * 40-55 ns in a VM, a quarter of the handler; a counted packet whose flow
+ * exists only needs lastSeen, and a jiffy (1-10 ms) is precision enough there.
  */
-static __always_inline struct ts_event *begin_event(__u8 source)
+static __always_inline __u64 recent_time(void)
 {
-	struct ts_event *e;
 	__u32 zero = 0;
+	struct time_cache *c = bpf_map_lookup_elem(&clock_cache, &zero);
+	__u64 j = bpf_jiffies64();
 
-	if (aggregate) {
-		struct ts_flow *f = bpf_map_lookup_elem(&flow_scratch, &zero);
-
-		if (!f)
-			return 0;
-		e = &f->exemplar;
-	} else {
-		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-		if (!e) {
-			count(TS_CNT_RB_LOST);
-			return 0;
-		}
+	if (!c)
+		return bpf_ktime_get_boot_ns();
+	if (c->jiffies != j) {
+		c->jiffies = j;
+		c->boot_ns = bpf_ktime_get_boot_ns();
 	}
-	/* Ring buffer memory and scratch are recycled: every byte read must be written. */
-	__builtin_memset(e, 0, sizeof(*e));
+	return c->boot_ns;
+}
+
+/* The exact time for what is reported on its own (events, new flows). */
+static __always_inline void stamp(struct report *r)
+{
+	if (!r->time_ns)
+		r->time_ns = bpf_ktime_get_boot_ns();
+}
+
+/* Everything of the event but the packet, every byte written (buffers are recycled). */
+static __always_inline void fill_head(struct ts_event *e, struct report *r)
+{
+	const struct flow_action_cookie *fa;
+	struct device *dev;
+	__u32 n;
+
+	stamp(r);
+	__builtin_memset(e, 0, __builtin_offsetof(struct ts_event, pkt));
 	e->kind = TS_KIND_EVENT;
-	e->source = source;
-	e->time_ns = bpf_ktime_get_boot_ns();
-	return e;
+	e->source = r->source;
+	e->trap_type = r->trap_type;
+	e->time_ns = r->time_ns;
+	e->ifindex = r->ifindex;
+	e->netns_ino = r->netns_ino;
+	e->drop_reason = r->reason;
+	if (r->dev)
+		bpf_probe_read_kernel_str(e->ifname, sizeof(e->ifname), r->dev->name);
+	if (r->source != TS_SOURCE_DEVLINK || !r->md)
+		return;
+	bpf_probe_read_kernel_str(e->trap_name, sizeof(e->trap_name), r->md->trap_name);
+	bpf_probe_read_kernel_str(e->trap_group, sizeof(e->trap_group), r->md->trap_group_name);
+	fa = r->md->fa_cookie;
+	if (fa) {
+		n = fa->cookie_len;
+		e->cookie_len = n > 0xffff ? 0xffff : n;
+		if (n > TS_COOKIE_MAX)
+			n = TS_COOKIE_MAX;
+		bpf_probe_read_kernel(e->cookie, n, fa->cookie);
+	}
+	dev = r->devlink ? r->devlink->dev : 0;
+	if (dev) {
+		const struct bus_type *bus = dev->bus;
+		const char *name = dev->init_name;
+
+		if (bus)
+			bpf_probe_read_kernel_str(e->bus_name, sizeof(e->bus_name), bus->name);
+		if (!name)
+			name = dev->kobj.name;
+		bpf_probe_read_kernel_str(e->dev_name, sizeof(e->dev_name), name);
+	}
 }
 
-static __always_inline void drop_event(struct ts_event *e)
+static __always_inline bool names_filtered_out(struct ts_event *e)
 {
-	count(TS_CNT_FILTERED);
-	if (!aggregate)
-		bpf_ringbuf_discard(e, 0);
+	return filtered_out(TS_FILTER_TRAP_NAME, e->trap_name, sizeof(e->trap_name)) ||
+	       filtered_out(TS_FILTER_TRAP_GROUP, e->trap_group, sizeof(e->trap_group)) ||
+	       filtered_out(TS_FILTER_PORT, e->ifname, sizeof(e->ifname));
 }
 
-/* Count the event into the active flow table; false when the table has no room. */
-static __always_inline bool count_into_table(struct ts_event *e)
+static __always_inline bool to_collector(const __u8 *daddr)
 {
-	struct ts_flow *flow, *fresh = (struct ts_flow *)((char *)e - __builtin_offsetof(struct ts_flow, exemplar));
-	struct ts_flow_key key;
-	__u32 table_idx = active_table & 1;
-	__u64 now = e->time_ns, len = e->pkt.pkt_len;
-	void *table;
-	long err;
+	__u8 diff = 0;
+	int i;
 
-	__builtin_memset(&key, 0, sizeof(key));
-	key.source = e->source;
-	key.trap_type = e->trap_type;
-	key.eth_proto = e->pkt.eth_proto;
-	key.ifindex = e->ifindex;
-	key.netns_ino = e->netns_ino;
-	key.drop_reason = e->drop_reason;
-	__builtin_memcpy(key.trap_name, e->trap_name, sizeof(key.trap_name));
-	__builtin_memcpy(key.src_mac, e->pkt.src_mac, 6);
-	__builtin_memcpy(key.dst_mac, e->pkt.dst_mac, 6);
-	key.vlan_id[0] = e->pkt.vlan_tci[0] & 0x0fff;
-	key.vlan_id[1] = e->pkt.vlan_tci[1] & 0x0fff;
-	if (e->pkt.layers & (TS_L_IPV4 | TS_L_IPV6)) {
-		__builtin_memcpy(key.ip_src, e->pkt.ip_src, 16);
-		__builtin_memcpy(key.ip_dst, e->pkt.ip_dst, 16);
-		key.ip_proto = e->pkt.ip_proto;
-		key.sport = e->pkt.sport;
-		key.dport = e->pkt.dport;
-	}
+#pragma unroll
+	for (i = 0; i < 16; i++)
+		diff |= daddr[i] ^ self_daddr[i];
+	return diff == 0;
+}
 
-	table = bpf_map_lookup_elem(&flow_tables, &table_idx);
-	if (!table)
-		return false;
-	flow = bpf_map_lookup_elem(table, &key);
-	if (!flow) {
-		fresh->packets = 1;
-		fresh->bytes = len;
-		fresh->first_ns = now;
-		fresh->last_ns = now;
-		err = bpf_map_update_elem(table, &key, fresh, BPF_NOEXIST);
-		if (!err) {
-			/*
-			 * Constant indices: the verifier loses the bound on table_idx
-			 * across the helper calls. No fetch: atomics that return a
-			 * value need kernel 5.12.
-			 */
-			__u32 *entries = table_idx ? &table_entries[1] : &table_entries[0];
-
-			__sync_fetch_and_add(entries, 1);
-			if (*entries * 4 >= flow_capacity * 3)
-				flush_requested = 1;
-			count(TS_CNT_AGG_PACKETS);
-			return true;
-		}
-		/* Another CPU inserted the same key first: count into its entry. */
-		if (err == -EEXIST)
-			flow = bpf_map_lookup_elem(table, &key);
-		if (!flow) {
-			flush_requested = 1;
-			return false;
-		}
-	}
-	__sync_fetch_and_add(&flow->packets, 1);
-	__sync_fetch_and_add(&flow->bytes, len);
-	/* Racy but monotonic enough: two CPUs may each write a close last_ns. */
-	if (now > flow->last_ns)
-		flow->last_ns = now;
-	count(TS_CNT_AGG_PACKETS);
-	return true;
+/* trapstream's own datagram to its collector, dropped (see self_sport). */
+static __always_inline bool own_traffic(const struct ts_packet *p)
+{
+	return self_dport && (p->layers & TS_L_UDP) && p->sport == self_sport && p->dport == self_dport &&
+	       to_collector(p->ip_dst);
 }
 
 #define NSEC_PER_SEC 1000000000ULL
@@ -278,24 +296,23 @@ static __always_inline bool count_into_table(struct ts_event *e)
  * racing on one bucket can let a few extra events through; every suppressed
  * event is counted exactly.
  */
-static __always_inline bool rate_limited(struct ts_event *e)
+static __always_inline bool rate_limited(struct report *r)
 {
 	__u32 zero = 0;
 	struct ts_filter_key *key;
 	struct ts_rate_bucket *b, fresh;
-	__u64 now = e->time_ns, cap = rate_limit * NSEC_PER_SEC, elapsed, tokens;
+	__u64 now, cap = rate_limit * NSEC_PER_SEC, elapsed, tokens;
 
 	if (!rate_limit)
 		return false;
+	stamp(r);
+	now = r->time_ns;
 	key = bpf_map_lookup_elem(&filter_scratch, &zero);
 	if (!key)
 		return false;
 	__builtin_memset(key, 0, sizeof(*key));
-	key->kind = e->source;
-	if (e->source == TS_SOURCE_DEVLINK)
-		__builtin_memcpy(key->name, e->trap_name, sizeof(key->name));
-	else
-		__builtin_memcpy(key->name, &e->drop_reason, sizeof(e->drop_reason));
+	key->kind = r->source;
+	__builtin_memcpy(key->name, &r->trap_id, sizeof(r->trap_id));
 	b = bpf_map_lookup_elem(&rate_buckets, key);
 	if (!b) {
 		fresh.tokens = cap - NSEC_PER_SEC;
@@ -319,48 +336,162 @@ static __always_inline bool rate_limited(struct ts_event *e)
 	return false;
 }
 
-static __always_inline void finish_event(struct ts_event *e)
+/* One event per packet, built in place in the ring buffer. */
+static __always_inline void emit_event(struct report *r)
 {
-	if (!aggregate) {
-		if (rate_limited(e))
-			bpf_ringbuf_discard(e, 0);
-		else
-			bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	struct ts_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(TS_CNT_RB_LOST);
 		return;
 	}
-	if (count_into_table(e))
+	fill_head(e, r);
+	if (names_filtered_out(e))
+		goto filtered;
+	__builtin_memset(&e->pkt, 0, sizeof(e->pkt));
+	dissect(r->skb, &e->pkt);
+	if (own_traffic(&e->pkt))
+		goto filtered;
+	if (rate_limited(r)) {
+		bpf_ringbuf_discard(e, 0);
 		return;
-	if (rate_limited(e))
-		return;
-	/* No room for the key: the packet goes alone, as a flow of one. */
-	e->flags |= TS_EV_AGG_OVERFLOW;
-	count(TS_CNT_AGG_OVERFLOW);
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
-		count(TS_CNT_RB_LOST);
+	}
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	return;
+filtered:
+	count(TS_CNT_FILTERED);
+	bpf_ringbuf_discard(e, 0);
 }
 
-static __always_inline void read_netdev(struct net_device *dev, struct ts_event *e)
+/*
+ * Count the packet into the active flow table. The fast path, a key already
+ * there, costs the dissection, one hash lookup and two atomic adds: the names
+ * and strings of the exemplar are read only when a key is new.
+ */
+static __always_inline void count_flow(struct report *r)
+{
+	__u32 zero = 0, table_idx = active_table & 1;
+	struct ts_flow *fresh = bpf_map_lookup_elem(&flow_scratch, &zero);
+	struct ts_event *e;
+	struct ts_flow_key key;
+	struct ts_flow *flow;
+	bool head = false;
+	void *table;
+	__u64 len, now;
+	long err;
+
+	if (!fresh)
+		return;
+	e = &fresh->exemplar;
+	if (filter_kinds & NAME_FILTERS) {
+		fill_head(e, r);
+		head = true;
+		if (names_filtered_out(e)) {
+			count(TS_CNT_FILTERED);
+			return;
+		}
+	}
+	__builtin_memset(&e->pkt, 0, sizeof(e->pkt));
+	dissect(r->skb, &e->pkt);
+	if (own_traffic(&e->pkt)) {
+		count(TS_CNT_FILTERED);
+		return;
+	}
+	len = e->pkt.pkt_len;
+
+	__builtin_memset(&key, 0, sizeof(key));
+	key.trap_id = r->trap_id;
+	key.ifindex = r->ifindex;
+	key.netns_ino = r->netns_ino;
+	key.source = r->source;
+	key.eth_proto = e->pkt.eth_proto;
+	key.vlan_id[0] = e->pkt.vlan_tci[0] & 0x0fff;
+	key.vlan_id[1] = e->pkt.vlan_tci[1] & 0x0fff;
+	__builtin_memcpy(key.src_mac, e->pkt.src_mac, 6);
+	__builtin_memcpy(key.dst_mac, e->pkt.dst_mac, 6);
+	if (e->pkt.layers & (TS_L_IPV4 | TS_L_IPV6)) {
+		__builtin_memcpy(key.ip_src, e->pkt.ip_src, 16);
+		__builtin_memcpy(key.ip_dst, e->pkt.ip_dst, 16);
+		key.ip_proto = e->pkt.ip_proto;
+		key.sport = e->pkt.sport;
+		key.dport = e->pkt.dport;
+	}
+
+	table = bpf_map_lookup_elem(&flow_tables, &table_idx);
+	if (!table)
+		return;
+	flow = bpf_map_lookup_elem(table, &key);
+	if (!flow) {
+		if (!head)
+			fill_head(e, r);
+		stamp(r);
+		fresh->packets = 1;
+		fresh->bytes = len;
+		fresh->first_ns = r->time_ns;
+		fresh->last_ns = r->time_ns;
+		err = bpf_map_update_elem(table, &key, fresh, BPF_NOEXIST);
+		if (!err) {
+			/*
+			 * Constant indices: the verifier loses the bound on table_idx
+			 * across the helper calls. No fetch: atomics that return a
+			 * value need kernel 5.12.
+			 */
+			__u32 *entries = table_idx ? &table_entries[1] : &table_entries[0];
+
+			__sync_fetch_and_add(entries, 1);
+			if (*entries * 4 >= flow_capacity * 3)
+				flush_requested = 1;
+			count(TS_CNT_AGG_PACKETS);
+			return;
+		}
+		/* Another CPU inserted the same key first: count into its entry. */
+		if (err == -EEXIST)
+			flow = bpf_map_lookup_elem(table, &key);
+		if (!flow) {
+			/* No room for the key: the packet goes alone, as a flow of one. */
+			flush_requested = 1;
+			if (rate_limited(r))
+				return;
+			e->flags |= TS_EV_AGG_OVERFLOW;
+			count(TS_CNT_AGG_OVERFLOW);
+			if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
+				count(TS_CNT_RB_LOST);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&flow->packets, 1);
+	__sync_fetch_and_add(&flow->bytes, len);
+	/* Racy but monotonic enough: two CPUs may each write a close last_ns. */
+	now = r->time_ns ? r->time_ns : recent_time();
+	if (now > flow->last_ns)
+		flow->last_ns = now;
+	count(TS_CNT_AGG_PACKETS);
+}
+
+static __always_inline void handle_report(struct report *r)
+{
+	if (aggregate)
+		count_flow(r);
+	else
+		emit_event(r);
+}
+
+static __always_inline void netdev_ids(struct net_device *dev, struct report *r)
 {
 	struct net *net;
 
-	bpf_probe_read_kernel_str(e->ifname, sizeof(e->ifname), dev->name);
-	e->ifindex = dev->ifindex;
+	r->ifindex = dev->ifindex;
 	net = dev->nd_net.net;
 	if (net)
-		e->netns_ino = net->ns.inum;
+		r->netns_ino = net->ns.inum;
 }
 
 SEC("tp_btf/devlink_trap_report")
 int handle_devlink_trap(__u64 *ctx)
 {
-	struct devlink *devlink = (void *)ctx[0];
-	struct sk_buff *skb = (void *)ctx[1];
 	const struct devlink_trap_metadata *md = (void *)ctx[2];
-	const struct flow_action_cookie *fa;
-	struct net_device *in_dev;
-	struct device *dev;
-	struct ts_event *e;
-	__u32 type, n;
+	struct report r = {};
+	__u32 type;
 
 	count(TS_CNT_SEEN);
 	type = md->trap_type;
@@ -368,61 +499,23 @@ int handle_devlink_trap(__u64 *ctx)
 		count(TS_CNT_FILTERED);
 		return 0;
 	}
-	e = begin_event(TS_SOURCE_DEVLINK);
-	if (!e)
-		return 0;
-	e->trap_type = type;
-	e->drop_reason = TS_DROP_REASON_UNKNOWN;
-	bpf_probe_read_kernel_str(e->trap_name, sizeof(e->trap_name), md->trap_name);
-	bpf_probe_read_kernel_str(e->trap_group, sizeof(e->trap_group), md->trap_group_name);
-	in_dev = md->input_dev;
-	if (in_dev)
-		read_netdev(in_dev, e);
-	if (filtered_out(TS_FILTER_TRAP_NAME, e->trap_name, sizeof(e->trap_name)) ||
-	    filtered_out(TS_FILTER_TRAP_GROUP, e->trap_group, sizeof(e->trap_group)) ||
-	    filtered_out(TS_FILTER_PORT, e->ifname, sizeof(e->ifname))) {
-		drop_event(e);
-		return 0;
-	}
-	fa = md->fa_cookie;
-	if (fa) {
-		n = fa->cookie_len;
-		e->cookie_len = n > 0xffff ? 0xffff : n;
-		if (n > TS_COOKIE_MAX)
-			n = TS_COOKIE_MAX;
-		bpf_probe_read_kernel(e->cookie, n, fa->cookie);
-	}
-	dev = devlink->dev;
-	if (dev) {
-		const struct bus_type *bus = dev->bus;
-		const char *name = dev->init_name;
-
-		if (bus)
-			bpf_probe_read_kernel_str(e->bus_name, sizeof(e->bus_name), bus->name);
-		if (!name)
-			name = dev->kobj.name;
-		bpf_probe_read_kernel_str(e->dev_name, sizeof(e->dev_name), name);
-	}
-	dissect(skb, &e->pkt);
-	finish_event(e);
+	r.source = TS_SOURCE_DEVLINK;
+	r.trap_type = type;
+	r.reason = TS_DROP_REASON_UNKNOWN;
+	r.devlink = (void *)ctx[0];
+	r.skb = (void *)ctx[1];
+	r.md = md;
+	r.trap_id = (__u64)md->trap_name;
+	r.dev = md->input_dev;
+	if (r.dev)
+		netdev_ids(r.dev, &r);
+	handle_report(&r);
 	return 0;
-}
-
-static __always_inline bool to_collector(const __u8 *daddr)
-{
-	__u8 diff = 0;
-	int i;
-
-#pragma unroll
-	for (i = 0; i < 16; i++)
-		diff |= daddr[i] ^ self_daddr[i];
-	return diff == 0;
 }
 
 static __always_inline int emit_skb_drop(struct sk_buff *skb, __u32 reason, __u8 source)
 {
-	struct net_device *dev;
-	struct ts_event *e;
+	struct report r = {};
 
 	count(TS_CNT_SEEN);
 	/* Kernels that report a normal free through kfree_skb say so with SKB_CONSUMED. */
@@ -435,14 +528,14 @@ static __always_inline int emit_skb_drop(struct sk_buff *skb, __u32 reason, __u8
 		count(TS_CNT_FILTERED);
 		return 0;
 	}
-	e = begin_event(source);
-	if (!e)
-		return 0;
-	e->trap_type = TS_TRAP_TYPE_NONE;
-	e->drop_reason = reason;
-	dev = skb->dev;
-	if (dev) {
-		read_netdev(dev, e);
+	r.source = source;
+	r.trap_type = TS_TRAP_TYPE_NONE;
+	r.reason = reason;
+	r.trap_id = reason;
+	r.skb = skb;
+	r.dev = skb->dev;
+	if (r.dev) {
+		netdev_ids(r.dev, &r);
 	} else {
 		/* Read once: the verifier tracks the null check on this copy only. */
 		struct sock *sk = skb->sk;
@@ -452,21 +545,14 @@ static __always_inline int emit_skb_drop(struct sk_buff *skb, __u32 reason, __u8
 			struct net *net = sk->__sk_common.skc_net.net;
 
 			if (net)
-				e->netns_ino = net->ns.inum;
+				r.netns_ino = net->ns.inum;
 		}
 	}
-	if (filtered_out_u32(TS_FILTER_NETNS, e->netns_ino) ||
-	    filtered_out(TS_FILTER_PORT, e->ifname, sizeof(e->ifname))) {
-		drop_event(e);
+	if (filtered_out_u32(TS_FILTER_NETNS, r.netns_ino)) {
+		count(TS_CNT_FILTERED);
 		return 0;
 	}
-	dissect(skb, &e->pkt);
-	if (self_dport && (e->pkt.layers & TS_L_UDP) && e->pkt.sport == self_sport &&
-	    e->pkt.dport == self_dport && to_collector(e->pkt.ip_dst)) {
-		drop_event(e);
-		return 0;
-	}
-	finish_event(e);
+	handle_report(&r);
 	return 0;
 }
 

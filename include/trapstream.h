@@ -147,25 +147,25 @@ struct ts_event {
 
 /*
  * Aggregation (-u): one entry per {trap or drop reason, ingress port, flow}.
- * ARP and other non-IP frames are keyed by their L2 fields alone.
+ * ARP and other non-IP frames are keyed by their L2 fields alone. Kept small:
+ * it is hashed for every packet.
  */
 struct ts_flow_key {
-	__u8 source;
-	__u8 trap_type;
-	__u16 eth_proto;
+	/* devlink: the address of the trap's name, which the driver registered
+	 * once and which names the trap for as long as it exists; skb: the drop reason. */
+	__u64 trap_id;
 	__u32 ifindex;
 	__u32 netns_ino;
-	__u32 drop_reason;
-	char trap_name[TS_TRAP_NAME_LEN];
+	__u8 source;
+	__u8 ip_proto;
+	__u16 eth_proto;
+	__u16 vlan_id[2];
 	__u8 src_mac[6];
 	__u8 dst_mac[6];
-	__u16 vlan_id[2];
 	__u8 ip_src[16];
 	__u8 ip_dst[16];
 	__u16 sport;
 	__u16 dport;
-	__u8 ip_proto;
-	__u8 _pad[3];
 };
 
 struct ts_flow {

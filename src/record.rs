@@ -290,7 +290,7 @@ const TS_FRAG_DF: u8 = 2;
 /// Size of `struct ts_event`; also asserted against the generated type.
 pub const EVENT_SIZE: usize = 320;
 /// Sizes of `struct ts_flow_key` and `struct ts_flow`.
-pub const FLOW_KEY_SIZE: usize = 120;
+pub const FLOW_KEY_SIZE: usize = 72;
 pub const FLOW_SIZE: usize = 32 + EVENT_SIZE;
 const _: () = assert!(std::mem::size_of::<abi::ts_event>() == EVENT_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_packet>() == 112);

@@ -13,11 +13,7 @@ pub const MEASUREMENT: &str = "DroppedPackets";
 
 #[derive(Default)]
 pub struct InfluxEncoder {
-    /// Last line timestamp written. Two points with the same series and
-    /// timestamp overwrite each other in InfluxDB, so every line gets a
-    /// timestamp strictly after the previous one (a nudge of a few ns at most
-    /// when two events share a nanosecond).
-    last_ns: u64,
+    stamps: RecentStamps,
     /// Reused for formatting values that need escaping: no allocation per line.
     scratch: String,
 }
@@ -253,9 +249,35 @@ impl InfluxEncoder {
         }
         line.string("timestamp", Seconds(rec.time_ns));
 
-        let ts = rec.time_ns.max(self.last_ns.saturating_add(1));
-        line.end(ts);
-        self.last_ns = ts;
+        line.end(self.stamps.unique(rec.time_ns));
+    }
+}
+
+/// Two points with the same series and timestamp overwrite each other in
+/// InfluxDB. A timestamp already used by one of the last lines is moved on by
+/// 1 ns until it is free: only exact collisions move, and by nanoseconds, so
+/// records out of time order (flows drained in hash order) keep their times.
+#[derive(Default)]
+struct RecentStamps {
+    used: std::collections::HashSet<u64>,
+    order: std::collections::VecDeque<u64>,
+}
+
+const RECENT_STAMPS: usize = 4096;
+
+impl RecentStamps {
+    fn unique(&mut self, mut ns: u64) -> u64 {
+        while self.used.contains(&ns) {
+            ns = ns.saturating_add(1);
+        }
+        if self.order.len() == RECENT_STAMPS {
+            if let Some(old) = self.order.pop_front() {
+                self.used.remove(&old);
+            }
+        }
+        self.used.insert(ns);
+        self.order.push_back(ns);
+        ns
     }
 }
 

@@ -252,6 +252,25 @@ fn influx_points_never_share_a_timestamp() {
 }
 
 #[test]
+fn influx_keeps_the_times_of_records_out_of_order() {
+    // Drained flows come in hash order: an earlier time after a later one
+    // must keep its own time, not be pushed past the later one.
+    let ctx = context();
+    let mut enc = Encoder::new(Format::Influx);
+    let mut stamp = |t: u64| {
+        let mut rec = seed_ping();
+        rec.time_ns = t;
+        let mut out = Vec::new();
+        enc.encode(&ctx, &rec, &mut out);
+        String::from_utf8(out).unwrap().rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+    };
+    assert_eq!(stamp(5_000_000_000), 5_000_000_000);
+    assert_eq!(stamp(4_980_000_000), 4_980_000_000, "20 ms earlier stays 20 ms earlier");
+    assert_eq!(stamp(5_000_000_000), 5_000_000_001, "an exact collision moves by 1 ns");
+    assert_eq!(stamp(5_000_000_001), 5_000_000_002);
+}
+
+#[test]
 fn unknown_traps_and_missing_ports_still_make_sense() {
     let mut rec = seed_ping();
     if let Origin::Devlink(t) = &mut rec.origin {
