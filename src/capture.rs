@@ -638,6 +638,20 @@ fn subsystem_fallbacks(subsystems: &HashMap<u32, String>) -> Vec<(u32, String)> 
     subsystems.iter().map(|(id, name)| (id << SUBSYS_SHIFT, format!("SUBSYS_{name}"))).collect()
 }
 
+/// The object with only the tc test entry to load, configured by `configure`.
+fn load_test_program<'obj>(
+    storage: &'obj mut MaybeUninit<OpenObject>,
+    configure: impl FnOnce(&mut skel::OpenTrapstreamSkel<'obj>) -> Result<()>,
+) -> Result<TrapstreamSkel<'obj>> {
+    let mut open =
+        TrapstreamSkelBuilder::default().open(storage).map_err(Error::bpf("opening the BPF object"))?;
+    open.progs.handle_devlink_trap.set_autoload(false);
+    open.progs.handle_kfree_skb.set_autoload(false);
+    open.progs.handle_kfree_skb_noreason.set_autoload(false);
+    configure(&mut open)?;
+    open.load().map_err(Error::bpf("loading the test program"))
+}
+
 /// Run the real dissector and skb handler on synthetic Ethernet frames through
 /// BPF_PROG_TEST_RUN and return the records it emitted, in order. Needs a
 /// kernel with bpf_cast_to_kern_ctx (6.2+).
@@ -646,12 +660,7 @@ pub fn dissect_frames(frames: &[&[u8]]) -> Result<Vec<crate::record::Record>> {
     use std::rc::Rc;
 
     let mut storage = MaybeUninit::uninit();
-    let mut open =
-        TrapstreamSkelBuilder::default().open(&mut storage).map_err(Error::bpf("opening the BPF object"))?;
-    open.progs.handle_devlink_trap.set_autoload(false);
-    open.progs.handle_kfree_skb.set_autoload(false);
-    open.progs.handle_kfree_skb_noreason.set_autoload(false);
-    let skel = open.load().map_err(Error::bpf("loading the dissector test program"))?;
+    let skel = load_test_program(&mut storage, |_| Ok(()))?;
 
     let decoded = Rc::new(RefCell::new(Vec::new()));
     let sink = Rc::clone(&decoded);
@@ -690,24 +699,23 @@ pub fn time_handler(frame: &[u8], repeat: u32, flow_capacity: Option<u32>) -> Re
         return Err(Error::Usage(format!("repeat must be 1..=100000, got {repeat}")));
     }
     let mut storage = MaybeUninit::uninit();
-    let mut open =
-        TrapstreamSkelBuilder::default().open(&mut storage).map_err(Error::bpf("opening the BPF object"))?;
-    open.progs.handle_devlink_trap.set_autoload(false);
-    open.progs.handle_kfree_skb.set_autoload(false);
-    open.progs.handle_kfree_skb_noreason.set_autoload(false);
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .ok_or_else(|| Error::Usage("BPF object has no .rodata".into()))?;
-    rodata.aggregate = flow_capacity.is_some();
-    rodata.flow_capacity = flow_capacity.unwrap_or(1);
-    // 100,000 events of 328 bytes with their headers fit in 64 MiB.
-    open.maps.events.set_max_entries(64 << 20).map_err(Error::bpf("sizing the ring buffer"))?;
-    for table in [&mut open.maps.flows0, &mut open.maps.flows1] {
-        table.set_max_entries(flow_capacity.unwrap_or(1)).map_err(Error::bpf("sizing the flow tables"))?;
-    }
-    let skel = open.load().map_err(Error::bpf("loading the handler"))?;
+    let skel = load_test_program(&mut storage, |open| {
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .ok_or_else(|| Error::Usage("BPF object has no .rodata".into()))?;
+        rodata.aggregate = flow_capacity.is_some();
+        rodata.flow_capacity = flow_capacity.unwrap_or(1);
+        // 100,000 events of 328 bytes with their headers fit in 64 MiB.
+        open.maps.events.set_max_entries(64 << 20).map_err(Error::bpf("sizing the ring buffer"))?;
+        for table in [&mut open.maps.flows0, &mut open.maps.flows1] {
+            table
+                .set_max_entries(flow_capacity.unwrap_or(1))
+                .map_err(Error::bpf("sizing the flow tables"))?;
+        }
+        Ok(())
+    })?;
     let input = libbpf_rs::ProgramInput { data_in: Some(frame), repeat, ..Default::default() };
     let output =
         skel.progs.dissect_test_frame.test_run(input).map_err(Error::bpf("BPF_PROG_TEST_RUN with repeat"))?;
