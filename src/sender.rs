@@ -65,9 +65,10 @@ impl Output<'_> {
         Stats::add(&self.stats.sent, d.sent);
         Stats::add(&self.stats.datagrams, d.writes);
         Stats::add(&self.stats.send_lost, d.lost);
+        Stats::add(&self.stats.refused, d.refused);
         Stats::add(&self.stats.send_errors, d.errors);
         if let Some(kind) = d.last_error {
-            self.errors.report(&io::Error::from(kind), d.lost);
+            self.errors.report(&io::Error::from(kind), d.lost + d.refused);
         }
         self.stats.queued.store(self.sink.queued(), std::sync::atomic::Ordering::Relaxed);
     }

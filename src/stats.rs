@@ -19,6 +19,8 @@ pub struct Stats {
     pub sent: AtomicU64,
     /// Records in datagrams whose send failed.
     pub send_lost: AtomicU64,
+    /// Records counted in `sent` whose datagram was then refused (ICMP port unreachable).
+    pub refused: AtomicU64,
     pub datagrams: AtomicU64,
     pub send_errors: AtomicU64,
     /// Records larger than --max-datagram, sent alone.
@@ -46,6 +48,7 @@ impl Default for Stats {
             channel_lost: zero(),
             sent: zero(),
             send_lost: zero(),
+            refused: zero(),
             datagrams: zero(),
             send_errors: zero(),
             oversize: zero(),
@@ -73,6 +76,7 @@ impl Stats {
             channel_lost: get(&self.channel_lost),
             sent: get(&self.sent),
             send_lost: get(&self.send_lost),
+            refused: get(&self.refused),
             datagrams: get(&self.datagrams),
             send_errors: get(&self.send_errors),
             oversize: get(&self.oversize),
@@ -98,6 +102,7 @@ pub struct Snapshot {
     pub channel_lost: u64,
     pub sent: u64,
     pub send_lost: u64,
+    pub refused: u64,
     pub datagrams: u64,
     pub send_errors: u64,
     pub oversize: u64,
@@ -114,7 +119,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Every counter by name, in a fixed order: what `trapstream_stats` carries.
-    pub fn fields(&self) -> [(&'static str, u64); 23] {
+    pub fn fields(&self) -> [(&'static str, u64); 24] {
         [
             ("seen", self.kernel.seen),
             ("filtered", self.kernel.filtered),
@@ -127,6 +132,7 @@ impl Snapshot {
             ("channel_lost", self.channel_lost),
             ("sent", self.sent),
             ("send_lost", self.send_lost),
+            ("refused", self.refused),
             ("datagrams", self.datagrams),
             ("send_errors", self.send_errors),
             ("oversize", self.oversize),
@@ -137,7 +143,14 @@ impl Snapshot {
             ("flow_packets", self.flow_packets),
             ("flow_packets_lost", self.flow_packets_lost),
             // Every loss in one number, for an alert.
-            ("lost", self.kernel.ring_lost + self.decode_errors + self.channel_lost + self.send_lost),
+            (
+                "lost",
+                self.kernel.ring_lost
+                    + self.decode_errors
+                    + self.channel_lost
+                    + self.send_lost
+                    + self.refused,
+            ),
             ("uptime_seconds", self.uptime_seconds),
             ("time_ns", self.time_ns),
         ]
@@ -149,7 +162,7 @@ impl fmt::Display for Snapshot {
         write!(
             f,
             "seen={} filtered={} ring_lost={} read={} decode_errors={} channel_lost={} sent={} \
-             send_lost={} datagrams={} send_errors={} oversize={} queued={} rate_limited={}",
+             send_lost={} refused={} datagrams={} send_errors={} oversize={} queued={} rate_limited={}",
             self.kernel.seen,
             self.kernel.filtered,
             self.kernel.ring_lost,
@@ -158,6 +171,7 @@ impl fmt::Display for Snapshot {
             self.channel_lost,
             self.sent,
             self.send_lost,
+            self.refused,
             self.datagrams,
             self.send_errors,
             self.oversize,

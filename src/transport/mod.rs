@@ -113,6 +113,9 @@ pub struct Delivery {
     pub writes: u64,
     /// Records given up on: a failed datagram, or pushed out of a full backlog.
     pub lost: u64,
+    /// Records counted as sent earlier whose datagram the collector's host
+    /// refused (ICMP port unreachable, reported by the next send).
+    pub refused: u64,
     /// Failed attempts (send errors, refused connections).
     pub errors: u64,
     /// The last error, for the log.
@@ -128,6 +131,7 @@ impl Delivery {
         self.sent += other.sent;
         self.writes += other.writes;
         self.lost += other.lost;
+        self.refused += other.refused;
         self.errors += other.errors;
         self.last_error = other.last_error.or(self.last_error);
     }

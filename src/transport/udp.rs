@@ -9,6 +9,8 @@ use super::{Delivery, Sink};
 
 pub struct UdpSink {
     socket: Socket,
+    /// Records in the last datagram sent: the one an ECONNREFUSED is about.
+    last_records: usize,
 }
 
 impl UdpSink {
@@ -20,7 +22,7 @@ impl UdpSink {
         // Connected, so that an ICMP port unreachable from a missing collector
         // surfaces as ECONNREFUSED and is counted, rather than vanishing.
         socket.connect(&SockAddr::from(collector))?;
-        Ok(UdpSink { socket })
+        Ok(UdpSink { socket, last_records: 0 })
     }
 
     /// The local address datagrams leave from.
@@ -34,12 +36,25 @@ impl UdpSink {
 
 impl Sink for UdpSink {
     fn send(&mut self, datagram: &[u8], records: usize) -> io::Result<Delivery> {
+        let mut delivery = Delivery::sent(records);
         match self.socket.send(datagram) {
-            // The error belongs to an earlier datagram's ICMP reply and was
-            // cleared by reporting it; this datagram was not sent, so try once more.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => self.socket.send(datagram)?,
-            other => other?,
-        };
-        Ok(Delivery::sent(records))
+            // The collector's host answered an earlier datagram with ICMP
+            // port unreachable: that datagram's records never arrived. The
+            // error is cleared by being reported and this datagram was not
+            // sent, so send it again. (ICMP is rate limited by the kernel:
+            // not every refused datagram is reported; TCP is the transport
+            // for a collector whose absence must be counted in full.)
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                delivery.refused = self.last_records as u64;
+                delivery.errors = 1;
+                delivery.last_error = Some(e.kind());
+                self.socket.send(datagram)?;
+            }
+            other => {
+                other?;
+            }
+        }
+        self.last_records = records;
+        Ok(delivery)
     }
 }

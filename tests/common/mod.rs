@@ -270,6 +270,9 @@ pub struct Collector {
 impl Collector {
     pub fn bind(addr: &str) -> Collector {
         let socket = UdpSocket::bind(addr).expect("bind collector");
+        // Bursts must not overflow the test's own socket: that loss would be
+        // the test's, not trapstream's, and it could not be counted.
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(32 << 20);
         socket.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
         Collector { socket }
     }

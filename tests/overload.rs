@@ -1,0 +1,227 @@
+//! Overload and faults on real drops: every stage either delivers an event
+//! or counts it as lost, exactly, when the ring buffer overflows, when the
+//! queue to the sender overflows, when the UDP collector is absent, and when
+//! trapstream is stopped in the middle of a flood. Needs root.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use common::{counter, Collector, Hosts, TempConfig, Trapstream};
+use serde_json::Value;
+
+fn only_our_drops(hosts: &Hosts) -> TempConfig {
+    TempConfig::new(&format!(
+        "[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
+        Hosts::netns_ino(&hosts.ns_b)
+    ))
+}
+
+/// Records (not trapstream's own counters) in JSON datagrams.
+fn records(datagrams: &[Vec<u8>]) -> u64 {
+    datagrams
+        .iter()
+        .flat_map(|d| {
+            serde_json::from_slice::<Value>(d).expect("JSON datagram").as_array().expect("array").clone()
+        })
+        .filter(|r| r.get("measurement").is_none())
+        .count() as u64
+}
+
+/// Per stage: the kernel saw it and filtered it, lost it in the ring, or it
+/// was read; what was read was sent, lost at the queue, or lost sending.
+fn assert_accounted(stats: &str, generated: u64, delivered: u64) {
+    let seen = counter(stats, "seen") - counter(stats, "filtered");
+    assert_eq!(seen, generated, "the program saw every drop of the flood: {stats}");
+    let read = counter(stats, "read");
+    assert_eq!(seen, read + counter(stats, "ring_lost") + counter(stats, "rate_limited"), "{stats}");
+    assert_eq!(
+        read,
+        counter(stats, "sent")
+            + counter(stats, "channel_lost")
+            + counter(stats, "send_lost")
+            + counter(stats, "decode_errors")
+            + counter(stats, "queued"),
+        "{stats}"
+    );
+    assert_eq!(
+        delivered,
+        counter(stats, "sent"),
+        "the collector got exactly what was counted as sent: {stats}"
+    );
+}
+
+#[test]
+fn ring_buffer_overflow_is_counted_exactly() {
+    let hosts = Hosts::new();
+    let cfg = only_our_drops(&hosts);
+    let collector = Collector::bind("127.0.0.1:0");
+    let port = collector.port().to_string();
+    // One page holds a dozen events; the poll thread sleeps 5 ms when idle.
+    let ts = Trapstream::start(&[
+        "--source",
+        "skb",
+        "-c",
+        cfg.arg(),
+        "--ring-size",
+        "4096",
+        "-b",
+        "20",
+        "--max-datagram",
+        "65000",
+        "-i",
+        "0.05",
+        "127.0.0.1",
+        &port,
+    ]);
+    let sock = hosts.socket_in_a();
+    let generated = hosts.udp_flood(&sock, &hosts.v4_b, &[44000, 44001, 44002], 2000, 16, None);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, _, stats) = ts.stop();
+    let mut datagrams = Vec::new();
+    collector.drain(&mut datagrams);
+    assert_eq!(status, 0);
+    assert!(counter(&stats, "ring_lost") > 0, "a 4 KiB ring must overflow under this flood: {stats}");
+    assert_accounted(&stats, generated, records(&datagrams));
+}
+
+#[test]
+fn queue_overflow_is_counted_exactly() {
+    let hosts = Hosts::new();
+    let cfg = only_our_drops(&hosts);
+    let collector = Collector::bind("127.0.0.1:0");
+    let port = collector.port().to_string();
+    // A queue of one record in front of a sender making a datagram per record.
+    let ts = Trapstream::start(&[
+        "--source",
+        "skb",
+        "-c",
+        cfg.arg(),
+        "--channel-depth",
+        "1",
+        "-b",
+        "1",
+        "127.0.0.1",
+        &port,
+    ]);
+    let sock = hosts.socket_in_a();
+    let generated = hosts.udp_flood(&sock, &hosts.v4_b, &[44100, 44101], 2000, 16, None);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, _, stats) = ts.stop();
+    let mut datagrams = Vec::new();
+    collector.drain(&mut datagrams);
+    assert_eq!(status, 0);
+    assert!(counter(&stats, "channel_lost") > 0, "a one-record queue must overflow: {stats}");
+    assert_accounted(&stats, generated, records(&datagrams));
+}
+
+#[test]
+fn udp_collector_absent_then_back() {
+    let hosts = Hosts::new();
+    let cfg = only_our_drops(&hosts);
+    // A port with nothing behind it: the kernel answers each datagram with
+    // ICMP port unreachable, which the next send reports as ECONNREFUSED.
+    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port_arg = port.to_string();
+    let ts = Trapstream::start(&[
+        "--source",
+        "skb",
+        "-c",
+        cfg.arg(),
+        "-b",
+        "1",
+        "-i",
+        "0.01",
+        "127.0.0.1",
+        &port_arg,
+    ]);
+    let sock = hosts.socket_in_a();
+    let mut generated = 0;
+    for _ in 0..10 {
+        generated += hosts.udp_flood(&sock, &hosts.v4_b, &[44200], 1, 16, None);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let collector = Collector::bind(&format!("127.0.0.1:{port}"));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut back = 0;
+    for _ in 0..10 {
+        back += hosts.udp_flood(&sock, &hosts.v4_b, &[44201], 1, 16, None);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    generated += back;
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, _, stats) = ts.stop();
+    let mut datagrams = Vec::new();
+    collector.drain(&mut datagrams);
+    assert_eq!(status, 0, "a missing collector is never fatal");
+    let refused = counter(&stats, "refused");
+    assert!(counter(&stats, "send_errors") > 0 && refused > 0, "ICMP unreachable is counted: {stats}");
+    let delivered = records(&datagrams);
+    assert!(
+        delivered >= back,
+        "delivery resumed when the collector came back: {delivered} of {back}: {stats}"
+    );
+    // What was read is accounted for at every stage; of what was sent, the
+    // refused datagrams are counted. ICMP is rate limited, so a few more may
+    // have gone unanswered: never more delivered than sent minus refused.
+    let sent = counter(&stats, "sent");
+    assert_eq!(
+        counter(&stats, "read"),
+        sent + counter(&stats, "send_lost") + counter(&stats, "channel_lost"),
+        "{stats}"
+    );
+    assert!(delivered <= sent - refused, "{stats}");
+    assert!(sent - refused - delivered <= 2, "unreported refusals stay few at this rate: {stats}");
+}
+
+#[test]
+fn sigterm_during_a_flood_delivers_everything_read() {
+    let hosts = Hosts::new();
+    let cfg = only_our_drops(&hosts);
+    let collector = Collector::bind("127.0.0.1:0");
+    let port = collector.port().to_string();
+    // Long interval and big batches: at the signal, batches are still queued.
+    let ts = Trapstream::start(&[
+        "--source",
+        "skb",
+        "-c",
+        cfg.arg(),
+        "-i",
+        "30",
+        "-b",
+        "1000",
+        "--max-datagram",
+        "65000",
+        "127.0.0.1",
+        &port,
+    ]);
+    let sock = hosts.socket_in_a();
+    let (stopped, generated) = std::thread::scope(|s| {
+        let flood = s.spawn(|| {
+            let mut sent = 0;
+            for _ in 0..30 {
+                sent += hosts.udp_flood(&sock, &hosts.v4_b, &[44300, 44301], 20, 16, None);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            sent
+        });
+        std::thread::sleep(Duration::from_millis(80));
+        let stopped = ts.stop();
+        (stopped, flood.join().unwrap())
+    });
+    let (status, _, stats) = stopped;
+    let mut datagrams = Vec::new();
+    collector.drain(&mut datagrams);
+    assert_eq!(status, 0);
+    let read = counter(&stats, "read");
+    assert!(read > 0 && read < generated, "stopped mid-flood: read {read} of {generated}");
+    // Everything read before the programs were detached was delivered.
+    assert_eq!(counter(&stats, "sent"), read, "{stats}");
+    assert_eq!(records(&datagrams), read, "{stats}");
+    assert_eq!(
+        counter(&stats, "seen") - counter(&stats, "filtered"),
+        read + counter(&stats, "ring_lost"),
+        "{stats}"
+    );
+}
