@@ -45,7 +45,8 @@ impl Error {
             Error::Bpf { what, source } if source.kind() == libbpf_rs::ErrorKind::PermissionDenied => {
                 Error::Environment(format!(
                     "{what}: permission denied: run as root, or with CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN \
-                     before Linux 5.8)"
+                     before Linux 5.8); before Linux 5.11 the memory-lock limit must also allow the maps \
+                     (ulimit -l unlimited, LimitMEMLOCK=infinity)"
                 ))
             }
             other => other,
