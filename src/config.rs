@@ -16,7 +16,7 @@ use toml::Spanned;
 
 use crate::capture::Filters;
 use crate::cli::{self, Cli, Format, Source, TransportArg, TrapTypeArg};
-use crate::error::{Error, Result};
+use crate::error::{one_line, Error, Result};
 
 /// UDP payload limit for IPv4 (65535 - 20 - 8).
 pub const MAX_UDP_PAYLOAD: usize = 65507;
@@ -86,6 +86,7 @@ struct Setting<'a> {
 
 impl Setting<'_> {
     fn error(&self, message: impl fmt::Display) -> Error {
+        let message = one_line(&message.to_string());
         match self.origin {
             Origin::Flag(flag) => Error::Usage(format!("{flag} {message}")),
             Origin::File { path, line, key } => {
@@ -225,7 +226,7 @@ impl Config {
                     let line = e.span().map_or(1, |s| src.line(s.start));
                     Error::File {
                         path: path.clone(),
-                        message: format!("line {line}: {}", e.message().trim()),
+                        message: format!("line {line}: {}", one_line(e.message().trim())),
                     }
                 })?;
                 (Some(src), parsed)

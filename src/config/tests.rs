@@ -180,6 +180,9 @@ fn bad_files_name_the_file_line_and_problem() {
         ("stdout = true\n[taxonomy.x]\ncolour = \"red\"\n", format!("{p}: line 3: unknown field `colour`")),
         ("stdout = true\n[filters]\ninclude_netns = [\"no-such-ns-here\"]\n", format!("{p}: line 3: filters.include_netns: network namespace 'no-such-ns-here'")),
         ("stdout = true\nbatch_size = \n", format!("{p}: line 2: ")),
+        // Found by fuzzing: a newline inside a value must not split the error.
+        ("stdout = true\nformat = \"te\\nxt\"\n", format!("{p}: line 2: unknown variant `te\\nxt`")),
+        ("collector_ip = \"1.2.3.4\\n\"\ncollector_port = 1\n", format!("{p}: line 1: collector_ip '1.2.3.4\\n' is not")),
     ];
     for (text, expected) in table {
         let got = error(with_file(text, &[]));
