@@ -125,6 +125,7 @@ impl Filters {
             for name in list {
                 // The kernel compares NUL-terminated names of a fixed size.
                 if name.is_empty() || name.len() >= size {
+                    let name = crate::error::one_line(name);
                     return Err(Error::Usage(format!("{what} '{name}' must be 1..{} characters", size - 1)));
                 }
                 out.push((kind, name.as_bytes().to_vec(), verdict));
@@ -135,9 +136,8 @@ impl Filters {
         {
             for name in list {
                 let value = reasons.value(name).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "skb drop reason '{name}' is not known to this kernel (enum skb_drop_reason)"
-                    ))
+                    let name = crate::error::one_line(name);
+                    Error::Usage(format!("skb drop reason '{name}' is not known to this kernel (enum skb_drop_reason)"))
                 })?;
                 out.push((TS_FILTER_REASON, value.to_ne_bytes().to_vec(), verdict));
             }

@@ -267,21 +267,15 @@ impl Config {
                     parse_port(&port)?,
                 );
                 let transport = cli.transport.or(parsed.transport.as_ref().map(|t| *t.get_ref()));
+                // Checked whatever the transport: a bad value is a mistake
+                // to report, not a setting to ignore.
+                let backlog =
+                    setting("--tcp-backlog", &cli.tcp_backlog, "tcp_backlog", spanned(&parsed.tcp_backlog))
+                        .unwrap_or_else(|| Setting { text: "4194304".into(), origin: Origin::Flag("--tcp-backlog") });
+                let backlog_bytes = parse_count(&backlog, 0, 1 << 30)?;
                 match transport.unwrap_or(TransportArg::Udp) {
                     TransportArg::Udp => Output::Udp { collector },
-                    TransportArg::Tcp => {
-                        let backlog = setting(
-                            "--tcp-backlog",
-                            &cli.tcp_backlog,
-                            "tcp_backlog",
-                            spanned(&parsed.tcp_backlog),
-                        )
-                        .unwrap_or_else(|| Setting {
-                            text: "4194304".into(),
-                            origin: Origin::Flag("--tcp-backlog"),
-                        });
-                        Output::Tcp { collector, backlog_bytes: parse_count(&backlog, 0, 1 << 30)? }
-                    }
+                    TransportArg::Tcp => Output::Tcp { collector, backlog_bytes },
                 }
             }
             (false, Some(_), None) => return Err(usage("missing COLLECTOR_PORT after COLLECTOR_IP")),
