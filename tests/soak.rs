@@ -40,7 +40,8 @@ fn ten_minutes_of_drops_without_loss_or_growth() {
             let mut buf = vec![0u8; 65536];
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 if let Ok(n) = collector.socket.recv(&mut buf) {
-                    let lines = buf[..n].split(|&b| b == b'\n').filter(|l| l.starts_with(b"DroppedPackets,")).count();
+                    let lines =
+                        buf[..n].split(|&b| b == b'\n').filter(|l| l.starts_with(b"DroppedPackets,")).count();
                     received.fetch_add(lines as u64, std::sync::atomic::Ordering::Relaxed);
                 }
             }
@@ -55,7 +56,8 @@ fn ten_minutes_of_drops_without_loss_or_growth() {
         let per_slice = (rate / 100).max(1) as usize;
         while start.elapsed() < Duration::from_secs(seconds) {
             let slice = Instant::now();
-            let burst: Vec<u16> = (0..per_slice).map(|i| ports[(generated as usize + i) % ports.len()]).collect();
+            let burst: Vec<u16> =
+                (0..per_slice).map(|i| ports[(generated as usize + i) % ports.len()]).collect();
             generated += hosts.udp_flood(&sock, &hosts.v4_b, &burst, 1, 32, None);
             if Instant::now() >= next_sample {
                 samples.push((start.elapsed().as_secs(), rss_kib(pid)));
@@ -89,6 +91,10 @@ fn ten_minutes_of_drops_without_loss_or_growth() {
         assert_eq!(counter(&stats, lost), 0, "{lost}: {stats}");
     }
     assert_eq!(counter(&stats, "sent"), generated, "{stats}");
-    assert_eq!(received.load(std::sync::atomic::Ordering::Relaxed), generated, "the collector got every record");
+    assert_eq!(
+        received.load(std::sync::atomic::Ordering::Relaxed),
+        generated,
+        "the collector got every record"
+    );
     assert!(growth < 1024, "RSS grew {growth} KiB after the first minute");
 }

@@ -22,8 +22,9 @@
 #   TRAPSTREAM_VM_JOBS        make -j value (default: nproc)
 set -euo pipefail
 
-# The whole script is one function, parsed before it runs, so editing this
-# file while a build is going on cannot break that build.
+# The whole script is one function, parsed before it runs, and the call is on
+# the same line as its exit: bash reads scripts as it goes, so without this an
+# in-place edit during a build would change what the running build executes.
 main() {
 die() { printf 'build-kernel.sh: error: %s\n' "$*" >&2; exit 1; }
 log() { printf 'build-kernel.sh: %s\n' "$*" >&2; }
@@ -79,10 +80,12 @@ if ((${#missing[@]})); then
 	command -v apt-get >/dev/null || die "apt-get not found; install: ${missing[*]}"
 	[[ $(id -u) -eq 0 ]] || die "not root; cannot install: ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
+	# Wait for the dpkg lock (another build may be installing the same).
+	local lockwait=(-o DPkg::Lock::Timeout=600)
+	if ! apt-get "${lockwait[@]}" install -y --no-install-recommends "${missing[@]}" >&2; then
 		log "apt-get install failed; running apt-get update and retrying"
-		apt-get update >&2 || die "apt-get update failed"
-		apt-get install -y --no-install-recommends "${missing[@]}" >&2 \
+		apt-get "${lockwait[@]}" update >&2 || die "apt-get update failed"
+		apt-get "${lockwait[@]}" install -y --no-install-recommends "${missing[@]}" >&2 \
 			|| die "apt-get install ${missing[*]} failed"
 	fi
 fi
@@ -113,6 +116,11 @@ APT_OPTS=(
 mkdir -p "$APTDIR/no-sources.list.d"
 
 PKG=linux-source-$VERSION
+# A .deb that dpkg-deb cannot read (an interrupted download) is fetched again.
+for d in "$SRCDIR/${PKG}_"*_all.deb; do
+	[[ -e $d ]] || continue
+	dpkg-deb -f "$d" Version >/dev/null 2>&1 || { log "removing unreadable $d"; rm -f "$d"; }
+done
 shopt -s nullglob
 debs=("$SRCDIR/${PKG}_"*_all.deb)
 shopt -u nullglob
@@ -253,4 +261,4 @@ log "done: $OUT/bzImage ($(stat -c %s "$OUT/bzImage") bytes)"
 echo "$OUT/bzImage"
 }
 
-main "$@"
+main "$@"; exit $?

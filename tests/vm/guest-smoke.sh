@@ -92,27 +92,26 @@ b=$(counter "$RESULTS/blackhole_route-stats.txt" packets)
 
 step "BPF"
 [ -d /sys/fs/bpf ] || fail "/sys/fs/bpf missing"
-if command -v bpftool >/dev/null 2>&1; then
-	bpftool btf dump file /sys/kernel/btf/vmlinux format raw > /tmp/btf.txt
-	grep -q "STRUCT 'devlink_trap_metadata'" /tmp/btf.txt || fail "struct devlink_trap_metadata not in BTF"
-	grep -q "TYPEDEF 'btf_trace_devlink_trap_report'" /tmp/btf.txt || fail "btf_trace_devlink_trap_report not in BTF"
-	grep -q "TYPEDEF 'btf_trace_kfree_skb'" /tmp/btf.txt || fail "btf_trace_kfree_skb not in BTF"
-	bpftool btf dump file /sys/kernel/btf/vmlinux format c > /tmp/vmlinux.h
-	awk '/^struct devlink_trap_metadata \{/,/^\};/' /tmp/vmlinux.h | tee "$RESULTS/devlink_trap_metadata.h"
-	bpftool feature probe kernel > "$RESULTS/bpftool-feature.txt" 2>&1 || true
-	F=$RESULTS/bpftool-feature.txt
-	grep -E 'CONFIG_BPF_JIT |CONFIG_BPF_JIT_ALWAYS_ON|CONFIG_DEBUG_INFO_BTF ' "$F" || true
-	grep -q 'program_type tracing is available' "$F" || fail "bpftool: program type tracing not available"
-	grep -q 'map_type ringbuf is available' "$F" || fail "bpftool: ringbuf map not available"
-	# bpftool cannot probe helpers for tracing programs; raw_tracepoint
-	# programs get the same tracing helper set.
-	awk '/helpers supported for program type raw_tracepoint:/ {f = 1; next}
-	     f && !/^[[:space:]]/ {exit} f' "$F" > "$RESULTS/raw_tracepoint-helpers.txt"
-	for h in bpf_ringbuf_reserve bpf_ringbuf_submit bpf_ktime_get_boot_ns bpf_probe_read_kernel; do
-		grep -q -- "- $h\$" "$RESULTS/raw_tracepoint-helpers.txt" || fail "helper $h not available to raw_tracepoint programs"
-	done
-	echo "tracing prog type, ringbuf map, ringbuf/ktime_get_boot_ns/probe_read_kernel helpers: available"
-fi
+command -v bpftool >/dev/null 2>&1 || fail "bpftool missing from the guest"
+bpftool btf dump file /sys/kernel/btf/vmlinux format raw > /tmp/btf.txt
+grep -q "STRUCT 'devlink_trap_metadata'" /tmp/btf.txt || fail "struct devlink_trap_metadata not in BTF"
+grep -q "TYPEDEF 'btf_trace_devlink_trap_report'" /tmp/btf.txt || fail "btf_trace_devlink_trap_report not in BTF"
+grep -q "TYPEDEF 'btf_trace_kfree_skb'" /tmp/btf.txt || fail "btf_trace_kfree_skb not in BTF"
+bpftool btf dump file /sys/kernel/btf/vmlinux format c > /tmp/vmlinux.h
+awk '/^struct devlink_trap_metadata \{/,/^\};/' /tmp/vmlinux.h | tee "$RESULTS/devlink_trap_metadata.h"
+bpftool feature probe kernel > "$RESULTS/bpftool-feature.txt" 2>&1 || true
+F=$RESULTS/bpftool-feature.txt
+grep -E 'CONFIG_BPF_JIT |CONFIG_BPF_JIT_ALWAYS_ON|CONFIG_DEBUG_INFO_BTF ' "$F" || true
+grep -q 'program_type tracing is available' "$F" || fail "bpftool: program type tracing not available"
+grep -q 'map_type ringbuf is available' "$F" || fail "bpftool: ringbuf map not available"
+# bpftool cannot probe helpers for tracing programs; raw_tracepoint
+# programs get the same tracing helper set.
+awk '/helpers supported for program type raw_tracepoint:/ {f = 1; next}
+     f && !/^[[:space:]]/ {exit} f' "$F" > "$RESULTS/raw_tracepoint-helpers.txt"
+for h in bpf_ringbuf_reserve bpf_ringbuf_submit bpf_ktime_get_boot_ns bpf_probe_read_kernel; do
+	grep -q -- "- $h\$" "$RESULTS/raw_tracepoint-helpers.txt" || fail "helper $h not available to raw_tracepoint programs"
+done
+echo "tracing prog type, ringbuf map, ringbuf/ktime_get_boot_ns/probe_read_kernel helpers: available"
 
 if [ -n "${TRAPSTREAM:-}" ]; then
 	step "trapstream binary"

@@ -3,8 +3,8 @@
 #
 #   tests/vm/run-guest.sh KERNEL_IMAGE OUTDIR GUEST_SCRIPT [TRAPSTREAM_BINARY]
 #
-# The guest is an initramfs: busybox-static, bash as /bin/sh, iproute2's devlink/ip/tc (and
-# bpftool when the host has it) with their shared libraries, optionally the
+# The guest is an initramfs: busybox-static, bash as /bin/sh, iproute2's devlink/ip/tc and
+# bpftool with their shared libraries, optionally the
 # trapstream binary (as /trapstream, with its libraries), and GUEST_SCRIPT as
 # /test.sh. /init mounts proc, sysfs, devtmpfs, debugfs, tracefs, bpffs and
 # tmpfs, brings lo up, mounts OUTDIR (shared over virtio-9p) on /results and
@@ -41,8 +41,9 @@
 #   TRAPSTREAM_VM_APPEND   extra kernel command line (e.g. "quiet")
 set -euo pipefail
 
-# The whole script is one function, parsed before it runs, so editing this
-# file while a build is going on cannot break that build.
+# The whole script is one function, parsed before it runs, and the call is on
+# the same line as its exit: bash reads scripts as it goes, so without this an
+# in-place edit would change what a running instance executes.
 main() {
 die() { printf 'run-guest.sh: error: %s\n' "$*" >&2; exit 2; }
 log() { printf 'run-guest.sh: %s\n' "$*" >&2; }
@@ -59,8 +60,6 @@ CACHE=${TRAPSTREAM_VM_CACHE:-/var/cache/trapstream-vm}
 TIMEOUT=${TRAPSTREAM_VM_TIMEOUT:-300}
 SMP=${TRAPSTREAM_VM_SMP:-2}
 MEM=${TRAPSTREAM_VM_MEM:-1024}
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-
 for tool in qemu-system-x86_64 cpio timeout ldd sha256sum; do
 	command -v "$tool" >/dev/null || die "'$tool' not found (tests/vm/build-kernel.sh installs the host packages)"
 done
@@ -126,7 +125,7 @@ trap cleanup EXIT
 trap 'exit 2' INT TERM
 
 # -------------------------------------------------------- base initramfs
-# busybox, bash (as /bin/sh), iproute2 tools, bpftool if present, /init.
+# busybox, bash (as /bin/sh), iproute2 tools, bpftool, /init.
 # Cached by content.
 BASE_EXES=()
 for b in devlink ip tc; do
@@ -136,7 +135,8 @@ for b in devlink ip tc; do
 done
 BASH_BIN=$(command -v bash) || die "bash not found"
 BPFTOOL=$(PATH=/usr/sbin:/sbin:/usr/bin:/bin command -v bpftool || true)
-[[ -n $BPFTOOL ]] && BASE_EXES+=("$BPFTOOL")
+[[ -n $BPFTOOL ]] || die "'bpftool' not found on the host (package bpftool)"
+BASE_EXES+=("$BPFTOOL")
 
 write_init() {
 	cat > "$1" <<'INIT'
@@ -291,4 +291,4 @@ fi
 log "guest script $(basename "$SCRIPT") passed (run took ${ELAPSED}s)"
 }
 
-main "$@"
+main "$@"; exit $?
