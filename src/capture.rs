@@ -137,7 +137,9 @@ impl Filters {
             for name in list {
                 let value = reasons.value(name).ok_or_else(|| {
                     let name = crate::error::one_line(name);
-                    Error::Usage(format!("skb drop reason '{name}' is not known to this kernel (enum skb_drop_reason)"))
+                    Error::Usage(format!(
+                        "skb drop reason '{name}' is not known to this kernel (enum skb_drop_reason)"
+                    ))
                 })?;
                 out.push((TS_FILTER_REASON, value.to_ne_bytes().to_vec(), verdict));
             }

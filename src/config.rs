@@ -253,6 +253,11 @@ impl Config {
         let setting = pick;
 
         let stdout = cli.stdout || parsed.stdout.unwrap_or(false);
+        // Checked whatever the output: a bad value is a mistake to report,
+        // not a setting to ignore because it does not apply.
+        let backlog = setting("--tcp-backlog", &cli.tcp_backlog, "tcp_backlog", spanned(&parsed.tcp_backlog))
+            .unwrap_or_else(|| Setting { text: "4194304".into(), origin: Origin::Flag("--tcp-backlog") });
+        let backlog_bytes = parse_count(&backlog, 0, 1 << 30)?;
         let collector_ip =
             setting("collector address", &cli.collector_ip, "collector_ip", spanned(&parsed.collector_ip));
         let collector_port =
@@ -267,12 +272,6 @@ impl Config {
                     parse_port(&port)?,
                 );
                 let transport = cli.transport.or(parsed.transport.as_ref().map(|t| *t.get_ref()));
-                // Checked whatever the transport: a bad value is a mistake
-                // to report, not a setting to ignore.
-                let backlog =
-                    setting("--tcp-backlog", &cli.tcp_backlog, "tcp_backlog", spanned(&parsed.tcp_backlog))
-                        .unwrap_or_else(|| Setting { text: "4194304".into(), origin: Origin::Flag("--tcp-backlog") });
-                let backlog_bytes = parse_count(&backlog, 0, 1 << 30)?;
                 match transport.unwrap_or(TransportArg::Udp) {
                     TransportArg::Udp => Output::Udp { collector },
                     TransportArg::Tcp => Output::Tcp { collector, backlog_bytes },

@@ -131,6 +131,7 @@ fn malformed_flags() {
         // Malformed even where it would not be used: -r is checked with UDP
         // too, and a typo should not wait for the day TCP is switched on.
         (&["--tcp-backlog", "x", "127.0.0.1", "8094"], &["--tcp-backlog 'x' is not a whole number"]),
+        (&["--tcp-backlog", "x", "--stdout"], &["--tcp-backlog 'x' is not a whole number"]),
         (&["--transport", "sctp", "127.0.0.1", "8094"], &["invalid value 'sctp'"]),
         (&["--trap-types", "drop,bogus", "--stdout"], &["invalid value 'bogus'", "--trap-types"]),
         (&["--trap-types", "", "--stdout"], &["--trap-types"]),
@@ -211,6 +212,7 @@ fn malformed_config_files() {
         ("ring_size = 5000\n", &["--stdout"], &["line 1: ring_size must be a power of two, got 5000"]),
         ("interval = -1\n", &["--stdout"], &["line 1: interval must be 0 or more seconds, got -1"]),
         ("rate_limit = \"5/m\"\n", &["--stdout"], &["line 1: rate_limit '5/m' is not a whole number"]),
+        ("stdout = true\ntcp_backlog = -1\n", &[], &["line 2: tcp_backlog must be 0..=1073741824, got -1"]),
         ("stdout = true\n[filters]\ninclude_ports = [\"\"]\n", &[], &["port '' must be 1..15 characters"]),
         (
             "stdout = true\n[filters]\nexclude_ports = [\"swp1\", \"abcdefghijklmnop\"]\n",

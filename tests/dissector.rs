@@ -58,7 +58,7 @@ fn ipv4(f: &mut Vec<u8>, h: V4, payload: &[u8]) {
     f.extend_from_slice(&[0, 0]);
     f.extend_from_slice(&[192, 0, 2, 1]);
     f.extend_from_slice(&[198, 51, 100, 1]);
-    f.extend(std::iter::repeat(1u8).take(h.options)); // NOP options
+    f.extend(std::iter::repeat_n(1u8, h.options)); // NOP options
     f.extend_from_slice(payload);
 }
 

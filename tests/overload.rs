@@ -166,6 +166,8 @@ fn udp_collector_absent_then_back() {
     // refused datagrams are counted. ICMP is rate limited, so a few more may
     // have gone unanswered: never more delivered than sent minus refused.
     let sent = counter(&stats, "sent");
+    assert_eq!(counter(&stats, "seen") - counter(&stats, "filtered"), generated, "{stats}");
+    assert_eq!(counter(&stats, "read"), generated, "nothing lost before the sender: {stats}");
     assert_eq!(
         counter(&stats, "read"),
         sent + counter(&stats, "send_lost") + counter(&stats, "channel_lost"),

@@ -249,7 +249,8 @@ impl InfluxEncoder {
         }
         line.string("timestamp", Seconds(rec.time_ns));
 
-        line.end(self.stamps.unique(rec.time_ns));
+        // Line protocol timestamps are signed 64-bit.
+        line.end(self.stamps.unique(rec.time_ns.min(i64::MAX as u64 - RECENT_STAMPS as u64)));
     }
 }
 

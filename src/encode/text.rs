@@ -9,6 +9,7 @@ pub struct TextEncoder;
 
 impl TextEncoder {
     pub(super) fn encode(&mut self, _ctx: &Context, rec: &Record, s: &Summary<'_>, out: &mut Vec<u8>) {
+        let start = out.len();
         let mut w = ByteWriter(out);
         let what = match &rec.origin {
             Origin::Devlink(t) => t.trap_name.as_str(),
@@ -58,6 +59,13 @@ impl TextEncoder {
         }
         if let Network::Ip(ip) = &p.network {
             let _ = write!(w, " ttl {} len {}", ip.ttl, ip.length);
+        }
+        // Kernel names and operator overrides may hold control characters:
+        // one record stays one line.
+        for b in &mut out[start..] {
+            if b.is_ascii_control() {
+                *b = b'?';
+            }
         }
     }
 }

@@ -6,9 +6,8 @@ use libfuzzer_sys::fuzz_target;
 use trapstream::record::{self, FLOW_SIZE};
 
 fuzz_target!(|data: &[u8]| {
-    let offset = data
-        .get(FLOW_SIZE..FLOW_SIZE + 8)
-        .map_or(0, |b| i64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let offset =
+        data.get(FLOW_SIZE..FLOW_SIZE + 8).map_or(0, |b| i64::from_le_bytes(b.try_into().expect("8 bytes")));
     match record::decode_flow(data, offset) {
         Ok(rec) => {
             assert!(rec.flow.is_some_and(|f| !f.overflow), "a flow record without its counts: {rec:?}");

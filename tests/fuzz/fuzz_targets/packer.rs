@@ -62,14 +62,20 @@ fuzz_target!(|input: Input| {
             });
             assert!(*bytes == framed(framing, mine), "{framing:?}: datagram {i} is not its records, framed");
             if *oversize {
-                assert!(*count == 1 && bytes.len() > max, "{framing:?}: datagram {i} marked oversize wrongly");
+                assert!(
+                    *count == 1 && bytes.len() > max,
+                    "{framing:?}: datagram {i} marked oversize wrongly"
+                );
             } else {
                 assert!(bytes.len() <= max, "{framing:?}: datagram {i} is {} bytes > {max}", bytes.len());
             }
             // Sent early? Only when the next record would not have fitted.
             if records.len() > next + count {
                 let grown = framed(framing, &records[next..=next + count]).len();
-                assert!(*oversize || grown > max, "{framing:?}: datagram {i} sent with room for the next record");
+                assert!(
+                    *oversize || grown > max,
+                    "{framing:?}: datagram {i} sent with room for the next record"
+                );
             }
             next += count;
         }

@@ -13,8 +13,17 @@ use trapstream::netdb::NetDb;
 use trapstream::record::{Origin, Record};
 
 /// The original's keys, in the original's order: dashboards depend on them.
-pub const SEED_KEYS: [&str; 9] =
-    ["deviceIP", "ingressPort", "description", "severity", "dropType", "dropReason", "timestamp", "message", "packet"];
+pub const SEED_KEYS: [&str; 9] = [
+    "deviceIP",
+    "ingressPort",
+    "description",
+    "severity",
+    "dropType",
+    "dropReason",
+    "timestamp",
+    "message",
+    "packet",
+];
 
 const SEVERITIES: [&str; 5] = ["Critical", "Error", "Warning", "Notice", "Info"];
 
@@ -72,8 +81,12 @@ fn check_json(ctx: &Context, rec: &Record) {
     if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
         panic!("JSON does not parse ({e}): {text}");
     }
-    let Keys(keys) = serde_json::from_str(text).unwrap_or_else(|e| panic!("JSON is not an object ({e}): {text}"));
-    assert!(keys.len() >= SEED_KEYS.len() && keys[..SEED_KEYS.len()] == SEED_KEYS, "seed keys out of order: {keys:?}");
+    let Keys(keys) =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("JSON is not an object ({e}): {text}"));
+    assert!(
+        keys.len() >= SEED_KEYS.len() && keys[..SEED_KEYS.len()] == SEED_KEYS,
+        "seed keys out of order: {keys:?}"
+    );
     let mut sorted = keys.clone();
     sorted.sort();
     sorted.dedup();
@@ -249,7 +262,7 @@ fn self_test() {
     for bad in [
         r#"DroppedPackets,d=a\ f=1i 17"#,    // lost its space: one section short
         r#"DroppedPackets,d=a b f=1i 17"#,   // unescaped space in a tag
-        r#"DroppedPackets,d=a\\\ f=1i 17"#, // a backslash that swallows the delimiter
+        r#"DroppedPackets,d=a\\\ f=1i 17"#,  // a backslash that swallows the delimiter
         r#"DroppedPackets,d=a f="x" y" 17"#, // a quote not escaped
         r#"DroppedPackets,d=a f=1i 17 18"#,  // a third space
         r#"DroppedPackets,d=a f=1i 1.7"#,    // not a timestamp
