@@ -5,8 +5,8 @@
 //! `severity`, which the original trapstream took from NVIDIA's "What Just
 //! Happened" (WJH) taxonomy. This module holds one entry per generic devlink
 //! trap (plus the few driver-specific ones Spectrum and netdevsim report),
-//! built from `shared/reference/devlink-traps.tsv` and
-//! `shared/reference/wjh-reasons.tsv`. Where a WJH reason maps to a trap its
+//! built from `tests/data/devlink-traps.tsv` and
+//! `tests/data/wjh-reasons.tsv` (copies of the reference tables). Where a WJH reason maps to a trap its
 //! texts are copied verbatim, because existing dashboards match on those
 //! strings; the remaining traps carry texts written in the same style.
 
@@ -907,8 +907,8 @@ mod tests {
     use super::*;
     use std::collections::{HashMap, HashSet};
 
-    const DEVLINK_TRAPS_TSV: &str = include_str!("../../shared/reference/devlink-traps.tsv");
-    const WJH_REASONS_TSV: &str = include_str!("../../shared/reference/wjh-reasons.tsv");
+    const DEVLINK_TRAPS_TSV: &str = include_str!("../tests/data/devlink-traps.tsv");
+    const WJH_REASONS_TSV: &str = include_str!("../tests/data/wjh-reasons.tsv");
 
     const SEVERITIES: [&str; 5] = ["Critical", "Error", "Warning", "Notice", "Info"];
 
