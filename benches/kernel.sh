@@ -11,7 +11,7 @@
 #   e2e      the highest drop rate with zero loss (ring_lost, channel_lost,
 #            send_lost, refused all 0, read = sent) over E2E_SECS at default
 #            settings, and trapstream's RSS at that rate
-#   profile  perf record of the flood CPU with trapstream attached: where a drop's time goes
+#   profile  perf record of the flood process, off / per event / aggregated: where a drop's time goes
 #
 # Environment: SECS (flood seconds per run, 10), PAIRS (alternations, 3),
 # FLOWS (distinct flows in the flood, 16), FLOOD_CPU (1), AGENT_CPU (0: where
@@ -252,8 +252,12 @@ if want cost; then
 	for m in EV:per-event AGG:aggregated; do
 		v=${m%%:*}
 		eval "on=(\"\${${v}[@]}\") on_cpu=(\"\${${v}_CPU[@]}\")"
+		# The added CPU time per drop does not depend on what else runs on
+		# the drop path (another agent's program adds to on and off alike).
+		added=$(awk -v on="$(mean "${on_cpu[@]}")" -v off="$(mean "${OFF_CPU[@]}")" \
+			'BEGIN { printf "%.0f", (on > 0 && off > 0 ? 1e9 / on - 1e9 / off : 0) }')
 		echo "cost/${m#*:}: $(ratio "$(mean "${on_cpu[@]}")" "$(mean "${OFF_CPU[@]}")") per CPU-s" \
-			"(mean $(mean "${on_cpu[@]}") vs $(mean "${OFF_CPU[@]}") drops/CPU-s);" \
+			"(mean $(mean "${on_cpu[@]}") vs $(mean "${OFF_CPU[@]}") drops/CPU-s, +$added ns of CPU per drop);" \
 			"$(ratio "$(mean "${on[@]}")" "$(mean "${OFF[@]}")") per wall second" \
 			"(mean $(mean "${on[@]}") vs $(mean "${OFF[@]}") drops/s)"
 	done

@@ -1,7 +1,6 @@
 //! Real kernel drops, as many as one core can make: UDP datagrams to closed
 //! ports, so the receiving stack frees each one with NO_SOCKET and fires
-//! skb:kfree_skb. Used by benches/kernel.sh; needs root for --netns and --cpu
-//! is optional.
+//! skb:kfree_skb. Used by benches/kernel.sh; --netns needs root.
 //!
 //!     flood --netns A --dst 10.1.1.2 --secs 5 [--flows N] [--sport P]
 //!           [--port P] [--payload B] [--cpu C] [--threads T] [--batch K] [--rate PPS]
@@ -38,12 +37,14 @@ struct Args {
 }
 
 fn usage(msg: &str) -> ! {
-    eprintln!("flood: {msg}");
+    if !msg.is_empty() {
+        eprintln!("flood: {msg}");
+    }
     eprintln!(
         "usage: flood [--netns NAME] --dst IP [--port P] [--flows N] [--sport P] [--payload B] \
          [--secs D] [--cpu C] [--threads T] [--batch K] [--rate PPS]\n       flood --collect PORT [--secs D] [--cpu C]"
     );
-    std::process::exit(2)
+    std::process::exit(if msg.is_empty() { 0 } else { 2 })
 }
 
 fn parse_args() -> Args {
@@ -81,7 +82,7 @@ fn parse_args() -> Args {
             "--batch" => a.batch = num(&flag, value()),
             "--rate" => a.rate = num(&flag, value()),
             "--collect" => a.collect = Some(num(&flag, value())),
-            "-h" | "--help" => usage("help"),
+            "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
     }
