@@ -6,12 +6,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bad flags or configuration values: reported in one line, exit status 2.
-    #[error("{0}")]
+    /// Display escapes control characters: operator input quoted in the
+    /// message can never split the line, whoever built the message.
+    #[error("{}", one_line(.0))]
     Usage(String),
 
     /// The machine cannot run trapstream as asked (privileges, kernel
     /// features): one line saying what to change, exit status 2.
-    #[error("{0}")]
+    #[error("{}", one_line(.0))]
     Environment(String),
 
     #[error("{what}: {source}")]
@@ -28,7 +30,7 @@ pub enum Error {
         source: io::Error,
     },
 
-    #[error("{path}: {message}")]
+    #[error("{}: {}", one_line(&.path.display().to_string()), one_line(.message))]
     File { path: PathBuf, message: String },
 
     #[error("record of {len} bytes is not a ts_event ({expected} bytes)")]
