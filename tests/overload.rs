@@ -52,6 +52,20 @@ fn assert_accounted(stats: &str, generated: u64, delivered: u64) {
     );
 }
 
+/// 2000 drops to each port, then SIGTERM: checks the accounting of every
+/// stage against what the collector received and returns the final counters.
+fn flood_then_stop(hosts: &Hosts, ts: Trapstream, collector: &Collector, ports: &[u16]) -> String {
+    let sock = hosts.socket_in_a();
+    let generated = hosts.udp_flood(&sock, &hosts.v4_b, ports, 2000, 16, None);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, _, stats) = ts.stop();
+    let mut datagrams = Vec::new();
+    collector.drain(&mut datagrams);
+    assert_eq!(status, 0);
+    assert_accounted(&stats, generated, records(&datagrams));
+    stats
+}
+
 #[test]
 fn ring_buffer_overflow_is_counted_exactly() {
     let hosts = Hosts::new();
@@ -75,15 +89,8 @@ fn ring_buffer_overflow_is_counted_exactly() {
         "127.0.0.1",
         &port,
     ]);
-    let sock = hosts.socket_in_a();
-    let generated = hosts.udp_flood(&sock, &hosts.v4_b, &[44000, 44001, 44002], 2000, 16, None);
-    std::thread::sleep(Duration::from_millis(500));
-    let (status, _, stats) = ts.stop();
-    let mut datagrams = Vec::new();
-    collector.drain(&mut datagrams);
-    assert_eq!(status, 0);
+    let stats = flood_then_stop(&hosts, ts, &collector, &[44000, 44001, 44002]);
     assert!(counter(&stats, "ring_lost") > 0, "a 4 KiB ring must overflow under this flood: {stats}");
-    assert_accounted(&stats, generated, records(&datagrams));
 }
 
 #[test]
@@ -105,15 +112,8 @@ fn queue_overflow_is_counted_exactly() {
         "127.0.0.1",
         &port,
     ]);
-    let sock = hosts.socket_in_a();
-    let generated = hosts.udp_flood(&sock, &hosts.v4_b, &[44100, 44101], 2000, 16, None);
-    std::thread::sleep(Duration::from_millis(500));
-    let (status, _, stats) = ts.stop();
-    let mut datagrams = Vec::new();
-    collector.drain(&mut datagrams);
-    assert_eq!(status, 0);
+    let stats = flood_then_stop(&hosts, ts, &collector, &[44100, 44101]);
     assert!(counter(&stats, "channel_lost") > 0, "a one-record queue must overflow: {stats}");
-    assert_accounted(&stats, generated, records(&datagrams));
 }
 
 #[test]
