@@ -235,10 +235,10 @@ impl Config {
         };
 
         // The value a flag gave, else the file's, else None.
-        let pick = |flag: &'static str,
-                    cli_value: &Option<String>,
-                    key: &'static str,
-                    file_value: Option<(String, std::ops::Range<usize>)>|
+        let setting = |flag: &'static str,
+                       cli_value: &Option<String>,
+                       key: &'static str,
+                       file_value: Option<(String, std::ops::Range<usize>)>|
          -> Option<Setting<'_>> {
             if let Some(text) = cli_value {
                 return Some(Setting { text: text.clone(), origin: Origin::Flag(flag) });
@@ -250,7 +250,6 @@ impl Config {
         fn spanned<T: ToString>(v: &Option<Spanned<T>>) -> Option<(String, std::ops::Range<usize>)> {
             v.as_ref().map(|v| (v.get_ref().to_string(), v.span()))
         }
-        let setting = pick;
 
         let stdout = cli.stdout || parsed.stdout.unwrap_or(false);
         // Checked whatever the output: a bad value is a mistake to report,
