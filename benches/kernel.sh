@@ -214,7 +214,7 @@ if want stats; then
 	for m in "${MODES[@]}"; do
 		name=${m%%:*}
 		eval "vals=(\"\${NS_${name//-/_}[@]}\")"
-		echo "stats/$name: $(printf '%s\n' "${vals[@]}" | sort -n | head -1) ns/event min," \
+		echo "stats/$name: $(printf '%s\n' "${vals[@]}" | sort -n | awk 'NR == 1') ns/event min," \
 			"$(printf '%s\n' "${vals[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') median"
 	done
 fi
@@ -335,10 +335,10 @@ if want profile; then
 		echo "# flood: $(cat "$WORK/flood")"
 		echo "# self time, top symbols"
 		perf report -i "$WORK/perf.data" --no-children --sort symbol -g none --percent-limit 1.5 2>/dev/null |
-			grep -E '^ +[0-9]' | sed 's/  *- *- *$//' | cut -c1-110 | head -25
+			grep -E '^ +[0-9]' | sed 's/  *- *- *$//' | cut -c1-110 | awk 'NR <= 25'
 		echo "# inclusive time of the drop path and the BPF program"
 		perf report -i "$WORK/perf.data" --children --sort symbol -g none 2>/dev/null |
 			grep -E 'bpf_prog_|kfree_skb|bpf_trace_run|bpf_ringbuf|htab_map|jhash|bpf_probe_read|sk_skb_reason_drop|udp_sendmmsg|__udp4_lib_rcv' |
-			sed 's/  *- *- *$//' | cut -c1-110 | head -20
+			sed 's/  *- *- *$//' | cut -c1-110 | awk 'NR <= 20'
 	done
 fi

@@ -30,7 +30,7 @@ install_tools() {
     local pkgs=(clang llvm pkg-config make gcc libelf-dev zlib1g-dev binutils python3 python3-venv)
     local missing=()
     for p in "${pkgs[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = 'install ok installed' ] || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
@@ -46,7 +46,7 @@ install_tools() {
 
     # zig (from PyPI) provides glibc stubs of any version: linking against
     # 2.31 makes the binary load on Debian 11 even though this host has 2.36.
-    if ! "$tools/venv/bin/python3" -m ziglang version 2>/dev/null | grep -qx "$ZIGLANG_VERSION" \
+    if [ "$("$tools/venv/bin/python3" -m ziglang version 2>/dev/null)" != "$ZIGLANG_VERSION" ] \
         || [ "$("$tools/venv/bin/cargo-zigbuild" --version 2>/dev/null | awk '{print $2}')" != "$CARGO_ZIGBUILD_VERSION" ]; then
         log "installing ziglang $ZIGLANG_VERSION and cargo-zigbuild $CARGO_ZIGBUILD_VERSION into $tools/venv"
         rm -rf "$tools/venv"

@@ -74,7 +74,7 @@ install_host_packages() {
     local pkgs=(debootstrap debian-archive-keyring iproute2 systemd util-linux binutils python3)
     local missing=() p
     for p in "${pkgs[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = 'install ok installed' ] || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
@@ -83,15 +83,9 @@ install_host_packages() {
     fi
 }
 
-# The host's own Debian mirror (deb822 or one-line format).
+# The host's own Debian mirror, from its apt configuration.
 mirror() {
-    local uri
-    uri=$(sed -n 's/^URIs: *\(http[^ ]*\/debian\/\?\) *$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)
-    if [ -z "$uri" ]; then
-        uri=$(grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-            | awk '$2 ~ /\/debian\/?$/ {print $2; exit}')
-    fi
-    echo "${uri:-http://deb.debian.org/debian}"
+    .ci/debian-mirror   # the script runs from the top of the checkout
 }
 
 mount_root() {
@@ -244,7 +238,7 @@ boot_container() {
     ct=
     for ((i = 0; i < 600; i++)); do
         kill -0 "$nspawn_pid" 2>/dev/null || { tail -n 20 "$work/container.log" >&2; die "systemd-nspawn exited"; }
-        [ -z "$ct" ] && ct=$(pgrep -P "$nspawn_pid" | head -n 1 || true)
+        [ -z "$ct" ] && ct=$(pgrep -P "$nspawn_pid" | awk 'NR == 1' || true)
         if [ -n "$ct" ]; then
             state=$(nsenter -t "$ct" -a systemctl is-system-running 2>/dev/null || true)
             case "$state" in running|degraded) return 0 ;; esac
@@ -281,15 +275,15 @@ wait_unit() {
 test_service() {
     local suite=$1 root=$2 in_ct h i status
     local dropin="$root/etc/systemd/system/trapstream.service.d"
-    if chroot "$root" /usr/bin/trapstream --help | grep -q -- '--check-config'; then
+    if grep -q -- '--check-config' <<<"$(chroot "$root" /usr/bin/trapstream --help)"; then
         log "$suite: service with the shipped configuration (no collector) must not run"
         chroot "$root" systemctl enable trapstream.service
         boot_container "$root"
         in_ct="nsenter -t $ct -a"
         wait_unit ActiveState 300 failed \
             || die "$suite: unconfigured service: $($in_ct systemctl status --no-pager trapstream.service)"
-        $in_ct journalctl -u trapstream.service --no-pager -o cat | grep -m 1 '^trapstream:' \
-            | sed "s/^/test-package: $suite: ExecStartPre said: /" >&2 || true
+        $in_ct journalctl -u trapstream.service --no-pager -o cat \
+            | awk -v p="test-package: $suite: ExecStartPre said: " '/^trapstream:/ && !n++ {print p $0}' >&2 || true
         stop_container
         {
             echo 'collector_ip = "127.0.0.1"'
@@ -324,7 +318,7 @@ with open(sys.argv[2], "ab", buffering=0) as out:
     boot_container "$root"
     in_ct="nsenter -t $ct -a"
     wait_unit SubState 300 running || die "$suite: $($in_ct systemctl status --no-pager trapstream.service)"
-    h=$(pgrep -P "$ct" -f '^/usr/bin/trapstream' | head -n 1)
+    h=$(pgrep -P "$ct" -f '^/usr/bin/trapstream' | awk 'NR == 1')
     [ -n "$h" ] || die "$suite: no trapstream process"
     grep -E '^(Uid|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' "/proc/$h/status" | tr '\t' ' ' \
         | sed "s/^/test-package: $suite: service /" >&2
@@ -380,7 +374,7 @@ test_suite() {
     mount_root "$root"
     local in_root="chroot $root"
 
-    log "$suite: glibc $($in_root ldd --version | head -n 1 | awk '{print $NF}'), systemd $($in_root systemctl --version | head -n 1 | awk '{print $2}')"
+    log "$suite: glibc $($in_root ldd --version | awk 'NR == 1 {print $NF}'), systemd $($in_root systemctl --version | awk 'NR == 1 {print $2}')"
     log "$suite: dpkg -i $(basename "$deb")"
     $in_root dpkg -i "/tmp/$(basename "$deb")" </dev/null
     v=$($in_root dpkg-query -W -f='${Version} ${Status}' trapstream)
@@ -391,7 +385,7 @@ test_suite() {
         /usr/share/doc/trapstream/copyright /usr/share/doc/trapstream/changelog.Debian.gz; do
         [ -e "$root$f" ] || die "$suite: $f missing"
     done
-    $in_root dpkg-query -W -f='${Conffiles}\n' trapstream | grep -q '^ /etc/trapstream/trapstream.toml ' \
+    grep -q '^ /etc/trapstream/trapstream.toml ' <<<"$($in_root dpkg-query -W -f='${Conffiles}\n' trapstream)" \
         || die "$suite: /etc/trapstream/trapstream.toml is not a conffile"
     [ ! -e "$root/etc/systemd/system/multi-user.target.wants/trapstream.service" ] \
         || die "$suite: the service was enabled on install"
@@ -438,7 +432,7 @@ test_suite() {
     $in_root dpkg -i "/tmp/$(basename "$deb_up")" </dev/null
     v=$($in_root dpkg-query -W -f='${Version}' trapstream)
     [ "$v" = "$deb_up_version" ] || die "$suite: version after upgrade: $v"
-    tail -n 1 "$root/etc/trapstream/trapstream.toml" | grep -qx '# local edit' \
+    [ "$(tail -n 1 "$root/etc/trapstream/trapstream.toml")" = '# local edit' ] \
         || die "$suite: the upgrade lost the local edit of the conffile"
     [ ! -e "$root/etc/systemd/system/multi-user.target.wants/trapstream.service" ] \
         || die "$suite: the upgrade enabled the service"

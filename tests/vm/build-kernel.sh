@@ -99,7 +99,9 @@ SRCDIR=$CACHE/src
 mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial" "$SRCDIR"
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 [[ -r $KEYRING ]] || die "missing $KEYRING (package debian-archive-keyring)"
-printf 'deb [signed-by=%s] http://deb.debian.org/debian %s main\n' "$KEYRING" "$SUITE" \
+# The archive is the one this machine's apt already uses (no host fixed here).
+MIRROR=$("$HERE/../../.ci/debian-mirror") || die "cannot tell this machine's Debian mirror"
+printf 'deb [signed-by=%s] %s %s main\n' "$KEYRING" "$MIRROR" "$SUITE" \
 	> "$APTDIR/sources.list"
 APT_OPTS=(
 	-o "Dir::Etc::SourceList=$APTDIR/sources.list"
@@ -149,8 +151,11 @@ done
 rm -rf "$BUILD"
 mkdir -p "$BUILD"
 # The .deb carries usr/src/linux-source-VERSION.tar.{xz,bz2,...}.
-tarball=$(dpkg-deb -c "$DEB" | awk '{print $NF}' | grep -E "^\./usr/src/$PKG\.tar\.[a-z0-9]+$" | head -n1) \
-	|| die "no source tarball inside $DEB"
+# awk reads its whole input (no early exit): under pipefail a reader that
+# stops early can fail the pipeline through SIGPIPE, depending on timing.
+tarball=$(dpkg-deb -c "$DEB" |
+	awk -v pkg="$PKG" '$NF ~ ("^\\./usr/src/" pkg "\\.tar\\.[a-z0-9]+$") && !t {t = $NF} END {print t}')
+[[ -n $tarball ]] || die "no source tarball inside $DEB"
 log "unpacking $PKG $SRCVER ($tarball)"
 inner=$BUILD/$(basename "$tarball")
 dpkg-deb --fsys-tarfile "$DEB" | tar -xO "$tarball" > "$inner" \
@@ -226,7 +231,10 @@ BZ=$KSRC/arch/x86/boot/bzImage
 [[ -s $BZ ]] || die "make succeeded but $BZ is missing"
 # The .BTF section must exist in vmlinux (whether the kernel accepts it shows
 # at boot: /sys/kernel/btf/vmlinux, checked by guest-smoke.sh).
-readelf -S "$KSRC/vmlinux" | grep -q '\.BTF ' || die "vmlinux has no .BTF section"
+# Not `readelf | grep -q`: grep -q exits at the first match, readelf dies of
+# SIGPIPE and pipefail fails the check on a vmlinux that has the section.
+sections=$(readelf -S "$KSRC/vmlinux") || die "readelf cannot read $KSRC/vmlinux"
+grep -q '\.BTF ' <<<"$sections" || die "vmlinux has no .BTF section"
 
 STAGE=$CACHE/.stage-$NAME-$$
 rm -rf "$STAGE"
