@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use trapstream::capture::abi::ts_event;
+use trapstream::abi::ts_event;
 use trapstream::capture::DropReasons;
 use trapstream::cli::Format;
 use trapstream::encode::{Context, Encoder};

@@ -14,7 +14,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::capture::Filters;
 use crate::cli::{self, Cli, Format, Source, TransportArg, TrapTypeArg};
 use crate::error::{one_line, Error, Result};
 
@@ -544,3 +543,21 @@ fn default_device_ip(output: &Output) -> IpAddr {
 
 #[cfg(test)]
 mod tests;
+
+/// Kernel-side filters. A packet passes a kind when that kind's include list
+/// is empty or names it, and its exclude list does not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub include_trap_names: Vec<String>,
+    pub exclude_trap_names: Vec<String>,
+    pub include_trap_groups: Vec<String>,
+    pub exclude_trap_groups: Vec<String>,
+    pub include_ports: Vec<String>,
+    pub exclude_ports: Vec<String>,
+    /// skb drop reasons by name (NO_SOCKET), as the kernel's BTF names them.
+    pub include_reasons: Vec<String>,
+    pub exclude_reasons: Vec<String>,
+    /// Network namespaces by inode (`stat -L -c %i /run/netns/NAME`).
+    pub include_netns: Vec<u32>,
+    pub exclude_netns: Vec<u32>,
+}

@@ -6,6 +6,7 @@
 //! `config` turns flags into validated settings; `stats` accounts for every
 //! event.
 
+pub mod abi;
 pub mod capture;
 pub mod cli;
 pub mod clock;

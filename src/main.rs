@@ -69,7 +69,7 @@ fn run() -> Result<()> {
         own_traffic: None,
     };
     if cfg.check_only {
-        capture_cfg.filters.check(&drop_reasons)?;
+        capture::check_filters(&capture_cfg.filters, &drop_reasons)?;
         if cfg.sources.devlink && !support.devlink_tracepoint {
             tracing::warn!(
                 "this kernel has no devlink_trap_report tracepoint: the devlink source cannot start here"

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::capture::abi;
+use crate::abi;
 use crate::error::{Error, Result};
 use crate::taxonomy::TrapType;
 

@@ -4,7 +4,22 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::capture::KernelCounters;
+/// Per-CPU kernel counters (TS_CNT_* in include/trapstream.h), summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Tracepoint hits for an enabled source.
+    pub seen: u64,
+    /// Hits skipped by a kernel-side filter (control traps, SKB_CONSUMED).
+    pub filtered: u64,
+    /// Events lost because the ring buffer was full.
+    pub ring_lost: u64,
+    /// Packets counted into a flow table (-u).
+    pub aggregated: u64,
+    /// Packets sent alone because the flow table was full (-u).
+    pub overflow: u64,
+    /// Events suppressed by --rate-limit.
+    pub rate_limited: u64,
+}
 
 #[derive(Debug)]
 pub struct Stats {

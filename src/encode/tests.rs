@@ -200,13 +200,8 @@ fn ipv6_fragment_and_cookie() {
 
 fn test_cookie(len: u16, bytes: [u8; 32]) -> FlowActionCookie {
     // Built through the decoder, the only place that constructs cookies.
-    let mut raw = crate::capture::abi::ts_event {
-        kind: 1,
-        source: 1,
-        cookie_len: len,
-        cookie: bytes,
-        ..Default::default()
-    };
+    let mut raw =
+        crate::abi::ts_event { kind: 1, source: 1, cookie_len: len, cookie: bytes, ..Default::default() };
     raw.trap_type = 0;
     // SAFETY: ts_event is plain data without padding.
     let bytes = unsafe { plain::as_bytes(&raw) }.to_vec();

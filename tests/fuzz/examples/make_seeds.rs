@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use trapstream::capture::abi::{ts_event, ts_flow};
+use trapstream::abi::{ts_event, ts_flow};
 
 const TS_KIND_EVENT: u8 = 1;
 const DEVLINK: u8 = 1;

@@ -1,0 +1,225 @@
+//! Applies a configuration to the kernel: loads the BPF object, attaches the
+//! programs the sources ask for, and reads the counters. The skeleton stays
+//! with its owner (the main thread); only the `RingBuffer` moves to the poll
+//! thread. One concern a file: `filters` (lists -> map entries), `reasons`
+//! (drop-reason names), `flows` (the aggregation tables), `poll` (the poll
+//! thread), `test_entry` (BPF_PROG_TEST_RUN for tests and benchmarks).
+
+mod filters;
+mod flows;
+mod poll;
+mod reasons;
+mod test_entry;
+
+pub use filters::check_filters;
+pub use flows::FlowTables;
+pub use poll::{poll, Aggregation, FlowSink};
+pub use reasons::DropReasons;
+pub use test_entry::{dissect_frames, time_handler};
+
+use std::mem::MaybeUninit;
+
+use libbpf_rs::btf::types::{FuncProto, Ptr, Typedef};
+use libbpf_rs::btf::Btf;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
+
+use crate::abi;
+use crate::abi::skel::{TrapstreamSkel, TrapstreamSkelBuilder};
+use crate::config::{Filters, Sources};
+use crate::error::{Error, Result};
+use crate::stats::KernelCounters;
+
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    pub sources: Sources,
+    pub trap_type_mask: u32,
+    pub ring_size: u32,
+    /// Count per flow in the kernel (-u) with tables of this many keys.
+    pub flow_capacity: Option<u32>,
+    pub filters: Filters,
+    /// Events per second each trap or drop reason may emit (0: no limit).
+    pub rate_limit: u64,
+    /// trapstream's own datagrams (local address, collector): their drops are not reported.
+    pub own_traffic: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+}
+
+/// What the running kernel offers, read from its BTF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelSupport {
+    pub devlink_tracepoint: bool,
+    /// kfree_skb carries an skb_drop_reason (5.17+).
+    pub skb_drop_reason: bool,
+}
+
+impl KernelSupport {
+    pub fn probe(btf: &Btf<'_>) -> KernelSupport {
+        KernelSupport {
+            devlink_tracepoint: btf.type_by_name::<Typedef>("btf_trace_devlink_trap_report").is_some(),
+            skb_drop_reason: tracepoint_arg_count(btf, "btf_trace_kfree_skb").is_some_and(|n| n >= 3),
+        }
+    }
+}
+
+/// Number of tracepoint arguments (the BTF prototype has a leading `void *`).
+fn tracepoint_arg_count(btf: &Btf<'_>, typedef: &str) -> Option<usize> {
+    let ty: Typedef<'_> = btf.type_by_name(typedef)?;
+    let ptr = Ptr::try_from(ty.next_type()?.skip_mods_and_typedefs()).ok()?;
+    let proto = FuncProto::try_from(ptr.next_type()?.skip_mods_and_typedefs()).ok()?;
+    Some(proto.len().saturating_sub(1))
+}
+
+/// A loaded BPF object with its attached programs.
+pub struct Capture<'obj> {
+    skel: TrapstreamSkel<'obj>,
+    links: Vec<Link>,
+}
+
+impl<'obj> Capture<'obj> {
+    /// Open, configure and load; attach nothing yet.
+    pub fn load(
+        cfg: &CaptureConfig,
+        support: KernelSupport,
+        reasons: &DropReasons,
+        storage: &'obj mut MaybeUninit<OpenObject>,
+    ) -> Result<Capture<'obj>> {
+        if cfg.sources.devlink && !support.devlink_tracepoint {
+            return Err(Error::Environment(
+                "this kernel has no devlink_trap_report tracepoint (no devlink, or older than 5.4); \
+                 use --source skb to capture the kernel's own drops"
+                    .into(),
+            ));
+        }
+        let mut open =
+            TrapstreamSkelBuilder::default().open(storage).map_err(Error::bpf("opening the BPF object"))?;
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .ok_or_else(|| Error::Usage("BPF object has no .rodata".into()))?;
+        rodata.trap_type_mask = cfg.trap_type_mask;
+        rodata.aggregate = cfg.flow_capacity.is_some();
+        rodata.flow_capacity = cfg.flow_capacity.unwrap_or(1);
+        rodata.rate_limit = cfg.rate_limit;
+        if let Some((local, collector)) = cfg.own_traffic {
+            rodata.self_sport = local.port();
+            rodata.self_dport = collector.port();
+            rodata.self_daddr = match collector.ip() {
+                std::net::IpAddr::V4(a) => {
+                    let mut b = [0u8; 16];
+                    b[..4].copy_from_slice(&a.octets());
+                    b
+                }
+                std::net::IpAddr::V6(a) => a.octets(),
+            };
+        }
+        let filters = filters::entries(&cfg.filters, reasons)?;
+        for (kind, _, verdict) in &filters {
+            rodata.filter_kinds |= 1 << kind;
+            if *verdict == filters::INCLUDE {
+                rodata.filter_include_kinds |= 1 << kind;
+            }
+        }
+        open.maps.events.set_max_entries(cfg.ring_size).map_err(Error::bpf("sizing the ring buffer"))?;
+        // Tables are preallocated: without aggregation keep them one entry small.
+        for table in [&mut open.maps.flows0, &mut open.maps.flows1] {
+            table
+                .set_max_entries(cfg.flow_capacity.unwrap_or(1))
+                .map_err(Error::bpf("sizing the flow tables"))?;
+        }
+        let progs = &mut open.progs;
+        progs.handle_devlink_trap.set_autoload(cfg.sources.devlink);
+        progs.handle_kfree_skb.set_autoload(cfg.sources.skb && support.skb_drop_reason);
+        progs.handle_kfree_skb_noreason.set_autoload(cfg.sources.skb && !support.skb_drop_reason);
+        progs.dissect_test_frame.set_autoload(false);
+        let skel = open.load().map_err(Error::bpf("loading the BPF programs"))?;
+        for (kind, name, verdict) in filters {
+            let mut key = abi::ts_filter_key { kind, ..Default::default() };
+            for (dst, src) in key.name.iter_mut().zip(&name) {
+                *dst = *src as i8;
+            }
+            // SAFETY: ts_filter_key is plain data without padding.
+            let bytes = unsafe { plain::as_bytes(&key) };
+            // Both lists may name the same key: the verdict bits add up.
+            let old = skel.maps.filters.lookup(bytes, MapFlags::ANY).ok().flatten();
+            let verdict = verdict | old.and_then(|v| v.first().copied()).unwrap_or(0);
+            skel.maps
+                .filters
+                .update(bytes, &[verdict], MapFlags::ANY)
+                .map_err(Error::bpf("setting a filter"))?;
+        }
+        Ok(Capture { skel, links: Vec::new() })
+    }
+
+    /// The flow tables and their shared state, for the poll thread. Once only.
+    pub fn flow_tables(&mut self) -> Result<FlowTables<'obj>> {
+        let shared = self
+            .skel
+            .maps
+            .bss_data
+            .take()
+            .ok_or_else(|| Error::Usage("the flow tables were already handed out".into()))?;
+        FlowTables::new(shared, [&self.skel.maps.flows0, &self.skel.maps.flows1])
+    }
+
+    pub fn attach(&mut self, cfg: &CaptureConfig, support: KernelSupport) -> Result<()> {
+        let progs = &self.skel.progs;
+        if cfg.sources.devlink {
+            let link =
+                progs.handle_devlink_trap.attach().map_err(Error::bpf("attaching to devlink_trap_report"))?;
+            self.links.push(link);
+        }
+        if cfg.sources.skb {
+            let prog = if support.skb_drop_reason {
+                &progs.handle_kfree_skb
+            } else {
+                &progs.handle_kfree_skb_noreason
+            };
+            self.links.push(prog.attach().map_err(Error::bpf("attaching to skb:kfree_skb"))?);
+        }
+        Ok(())
+    }
+
+    /// Stop new events; what is already in the ring buffer stays to be drained.
+    pub fn detach(&mut self) {
+        self.links.clear();
+    }
+
+    /// A ring buffer that hands each raw record to `on_record`.
+    pub fn ring_buffer<F>(&self, on_record: F) -> Result<RingBuffer<'static>>
+    where
+        F: FnMut(&[u8]) -> i32 + 'static,
+    {
+        let mut builder = RingBufferBuilder::new();
+        builder.add(&self.skel.maps.events, on_record).map_err(Error::bpf("opening the ring buffer"))?;
+        builder.build().map_err(Error::bpf("opening the ring buffer"))
+    }
+
+    pub fn kernel_counters(&self) -> Result<KernelCounters> {
+        read_counters(&self.skel.maps.counters)
+    }
+}
+
+fn read_counters(map: &dyn MapCore) -> Result<KernelCounters> {
+    let mut sums = [0u64; 6];
+    for (index, sum) in sums.iter_mut().enumerate() {
+        let key = (index as u32).to_ne_bytes();
+        let per_cpu = map
+            .lookup_percpu(&key, MapFlags::ANY)
+            .map_err(Error::bpf("reading the kernel counters"))?
+            .unwrap_or_default();
+        *sum = per_cpu
+            .iter()
+            .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+            .map(u64::from_ne_bytes)
+            .sum();
+    }
+    Ok(KernelCounters {
+        seen: sums[0],
+        filtered: sums[1],
+        ring_lost: sums[2],
+        aggregated: sums[3],
+        overflow: sums[4],
+        rate_limited: sums[5],
+    })
+}
