@@ -90,13 +90,32 @@ struct {
 	.values = { &flows0, &flows1 },
 };
 
-/* The event being built when aggregating: too big for the stack. */
+/*
+ * The packet being dissected, and with -u the flow being built: too big for
+ * the stack. The exemplar's packet is where every run dissects, so that the
+ * decision to emit is taken before any ring buffer space is reserved.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct ts_flow);
 } flow_scratch SEC(".maps");
+
+/*
+ * Set while a program runs on this CPU. A softirq can interrupt a program
+ * running in process context on the same CPU; 5.10 then runs the nested
+ * program over the interrupted one's per-CPU buffers, and newer kernels still
+ * do when the nested program is a different one (devlink inside kfree_skb).
+ * A nested run returns at once and is counted (TS_CNT_NESTED): interrupts
+ * nest last-in first-out, so a plain per-CPU flag is enough.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} run_guard SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -138,21 +157,59 @@ static __always_inline void count(__u32 idx)
 {
 	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
 
-	/* Per-CPU slot: no other CPU writes it, and tracepoint programs do not nest on one CPU. */
+	/* Per-CPU slot: no other CPU writes it, and run_guard keeps runs on one CPU from nesting. */
 	if (c)
 		*c += 1;
 }
 
+/* False when another run holds this CPU; the caller then returns without a trace but the count. */
+static __always_inline bool enter(void)
+{
+	__u32 zero = 0, idx = TS_CNT_NESTED;
+	__u32 *busy = bpf_map_lookup_elem(&run_guard, &zero);
+	__u64 *c;
+
+	if (!busy)
+		return false;
+	if (*busy) {
+		/* Atomic: a deeper nesting level may be counting too. */
+		c = bpf_map_lookup_elem(&counters, &idx);
+		if (c)
+			__sync_fetch_and_add(c, 1);
+		return false;
+	}
+	*busy = 1;
+	return true;
+}
+
+static __always_inline void leave(void)
+{
+	__u32 zero = 0;
+	__u32 *busy = bpf_map_lookup_elem(&run_guard, &zero);
+
+	if (busy)
+		*busy = 0;
+}
+
+/* The verdict of a filter kind for the key in `key` (zero padded). */
+static __always_inline bool verdict_filters_out(__u32 kind, struct ts_filter_key *key)
+{
+	__u8 *verdict = bpf_map_lookup_elem(&filters, key);
+
+	if ((filter_include_kinds & (1u << kind)) && !(verdict && (*verdict & TS_FILTER_INCLUDE)))
+		return true;
+	return verdict && (*verdict & TS_FILTER_EXCLUDE);
+}
+
 /*
- * True when a filter of this kind says to skip the packet. `name` holds the
- * name (or a __u32 in its first bytes); the lookups compile away when no
+ * True when a filter of this kind says to skip the packet. `name` is a kernel
+ * string (NULL reads as the empty name); the lookups compile away when no
  * filter of the kind is configured.
  */
-static __always_inline bool filtered_out(__u32 kind, const char *name, __u32 len)
+static __always_inline bool filtered_out(__u32 kind, const char *name)
 {
 	__u32 zero = 0;
 	struct ts_filter_key *key;
-	__u8 *verdict;
 
 	if (!(filter_kinds & (1u << kind)))
 		return false;
@@ -161,18 +218,25 @@ static __always_inline bool filtered_out(__u32 kind, const char *name, __u32 len
 		return false;
 	__builtin_memset(key, 0, sizeof(*key));
 	key->kind = kind;
-	if (len > sizeof(key->name))
-		len = sizeof(key->name);
-	bpf_probe_read_kernel(key->name, len, name);
-	verdict = bpf_map_lookup_elem(&filters, key);
-	if ((filter_include_kinds & (1u << kind)) && !(verdict && (*verdict & TS_FILTER_INCLUDE)))
-		return true;
-	return verdict && (*verdict & TS_FILTER_EXCLUDE);
+	if (name)
+		bpf_probe_read_kernel_str(key->name, sizeof(key->name), name);
+	return verdict_filters_out(kind, key);
 }
 
 static __always_inline bool filtered_out_u32(__u32 kind, __u32 value)
 {
-	return filtered_out(kind, (const char *)&value, sizeof(value));
+	__u32 zero = 0;
+	struct ts_filter_key *key;
+
+	if (!(filter_kinds & (1u << kind)))
+		return false;
+	key = bpf_map_lookup_elem(&filter_scratch, &zero);
+	if (!key)
+		return false;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->kind = kind;
+	__builtin_memcpy(key->name, &value, sizeof(value));
+	return verdict_filters_out(kind, key);
 }
 
 /* The facts about one report that are cheap to read: enough to key a flow. */
@@ -186,12 +250,10 @@ struct report {
 	__u32 reason;
 	__u32 ifindex;
 	__u32 netns_ino;
+	__u32 skb_iif;
 	__u8 source;
 	__u8 trap_type;
 };
-
-/* Filters that compare names need the names read first. */
-#define NAME_FILTERS ((1u << TS_FILTER_TRAP_NAME) | (1u << TS_FILTER_TRAP_GROUP) | (1u << TS_FILTER_PORT))
 
 /*
  * CLOCK_BOOTTIME read at most once a jiffy per CPU. Reading the clock costs
@@ -236,6 +298,7 @@ static __always_inline void fill_head(struct ts_event *e, struct report *r)
 	e->ifindex = r->ifindex;
 	e->netns_ino = r->netns_ino;
 	e->drop_reason = r->reason;
+	e->skb_iif = r->skb_iif;
 	if (r->dev)
 		bpf_probe_read_kernel_str(e->ifname, sizeof(e->ifname), r->dev->name);
 	if (r->source != TS_SOURCE_DEVLINK || !r->md)
@@ -263,11 +326,23 @@ static __always_inline void fill_head(struct ts_event *e, struct report *r)
 	}
 }
 
-static __always_inline bool names_filtered_out(struct ts_event *e)
+/*
+ * The filters each source can be judged by, read from the kernel's own
+ * strings before anything is reserved or copied. Trap names and groups
+ * describe devlink traps only, drop reasons kernel drops only: a filter of
+ * the other source's kind lets a report through untouched. Ports and
+ * network namespaces describe the device, which both sources have.
+ */
+static __always_inline bool report_filtered_out(struct report *r)
 {
-	return filtered_out(TS_FILTER_TRAP_NAME, e->trap_name, sizeof(e->trap_name)) ||
-	       filtered_out(TS_FILTER_TRAP_GROUP, e->trap_group, sizeof(e->trap_group)) ||
-	       filtered_out(TS_FILTER_PORT, e->ifname, sizeof(e->ifname));
+	if (r->source == TS_SOURCE_DEVLINK && r->md &&
+	    (filtered_out(TS_FILTER_TRAP_NAME, r->md->trap_name) ||
+	     filtered_out(TS_FILTER_TRAP_GROUP, r->md->trap_group_name)))
+		return true;
+	if (r->source != TS_SOURCE_DEVLINK && filtered_out_u32(TS_FILTER_REASON, r->reason))
+		return true;
+	return filtered_out(TS_FILTER_PORT, r->dev ? r->dev->name : 0) ||
+	       filtered_out_u32(TS_FILTER_NETNS, r->netns_ino);
 }
 
 static __always_inline bool to_collector(const __u8 *daddr)
@@ -336,31 +411,30 @@ static __always_inline bool rate_limited(struct report *r)
 	return false;
 }
 
-/* One event per packet, built in place in the ring buffer. */
-static __always_inline void emit_event(struct report *r)
+/*
+ * One event per packet. Every reason not to emit (filters, own traffic, the
+ * rate limit) is decided first, so that a storm of filtered or suppressed
+ * events never takes ring buffer space and `ring_lost` counts only events
+ * that were to be delivered. Each packet lands in exactly one counter.
+ */
+static __always_inline void emit_event(struct report *r, struct ts_packet *pkt)
 {
-	struct ts_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct ts_event *e;
 
+	if (own_traffic(pkt)) {
+		count(TS_CNT_FILTERED);
+		return;
+	}
+	if (rate_limited(r))
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(TS_CNT_RB_LOST);
 		return;
 	}
 	fill_head(e, r);
-	if (names_filtered_out(e))
-		goto filtered;
-	__builtin_memset(&e->pkt, 0, sizeof(e->pkt));
-	dissect(r->skb, &e->pkt);
-	if (own_traffic(&e->pkt))
-		goto filtered;
-	if (rate_limited(r)) {
-		bpf_ringbuf_discard(e, 0);
-		return;
-	}
+	__builtin_memcpy(&e->pkt, pkt, sizeof(e->pkt));
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-	return;
-filtered:
-	count(TS_CNT_FILTERED);
-	bpf_ringbuf_discard(e, 0);
 }
 
 /*
@@ -368,31 +442,16 @@ filtered:
  * there, costs the dissection, one hash lookup and two atomic adds: the names
  * and strings of the exemplar are read only when a key is new.
  */
-static __always_inline void count_flow(struct report *r)
+static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
 {
-	__u32 zero = 0, table_idx = active_table & 1;
-	struct ts_flow *fresh = bpf_map_lookup_elem(&flow_scratch, &zero);
-	struct ts_event *e;
+	__u32 table_idx = active_table & 1;
+	struct ts_event *e = &fresh->exemplar;
 	struct ts_flow_key key;
 	struct ts_flow *flow;
-	bool head = false;
 	void *table;
 	__u64 len, now;
 	long err;
 
-	if (!fresh)
-		return;
-	e = &fresh->exemplar;
-	if (filter_kinds & NAME_FILTERS) {
-		fill_head(e, r);
-		head = true;
-		if (names_filtered_out(e)) {
-			count(TS_CNT_FILTERED);
-			return;
-		}
-	}
-	__builtin_memset(&e->pkt, 0, sizeof(e->pkt));
-	dissect(r->skb, &e->pkt);
 	if (own_traffic(&e->pkt)) {
 		count(TS_CNT_FILTERED);
 		return;
@@ -403,6 +462,7 @@ static __always_inline void count_flow(struct report *r)
 	key.trap_id = r->trap_id;
 	key.ifindex = r->ifindex;
 	key.netns_ino = r->netns_ino;
+	key.skb_iif = r->skb_iif;
 	key.source = r->source;
 	key.eth_proto = e->pkt.eth_proto;
 	key.vlan_id[0] = e->pkt.vlan_tci[0] & 0x0fff;
@@ -422,9 +482,7 @@ static __always_inline void count_flow(struct report *r)
 		return;
 	flow = bpf_map_lookup_elem(table, &key);
 	if (!flow) {
-		if (!head)
-			fill_head(e, r);
-		stamp(r);
+		fill_head(e, r);
 		fresh->packets = 1;
 		fresh->bytes = len;
 		fresh->first_ns = r->time_ns;
@@ -453,9 +511,11 @@ static __always_inline void count_flow(struct report *r)
 			if (rate_limited(r))
 				return;
 			e->flags |= TS_EV_AGG_OVERFLOW;
-			count(TS_CNT_AGG_OVERFLOW);
+			/* One packet, one counter: sent alone, or lost for want of ring space. */
 			if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
 				count(TS_CNT_RB_LOST);
+			else
+				count(TS_CNT_AGG_OVERFLOW);
 			return;
 		}
 	}
@@ -468,12 +528,27 @@ static __always_inline void count_flow(struct report *r)
 	count(TS_CNT_AGG_PACKETS);
 }
 
+/* Filters, then the dissection every path needs, then emit or count. */
 static __always_inline void handle_report(struct report *r)
 {
+	__u32 zero = 0;
+	struct ts_flow *scratch;
+	struct ts_packet *pkt;
+
+	if (report_filtered_out(r)) {
+		count(TS_CNT_FILTERED);
+		return;
+	}
+	scratch = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!scratch)
+		return;
+	pkt = &scratch->exemplar.pkt;
+	__builtin_memset(pkt, 0, sizeof(*pkt));
+	dissect(r->skb, pkt);
 	if (aggregate)
-		count_flow(r);
+		count_flow(r, scratch);
 	else
-		emit_event(r);
+		emit_event(r, pkt);
 }
 
 static __always_inline void netdev_ids(struct net_device *dev, struct report *r)
@@ -486,8 +561,7 @@ static __always_inline void netdev_ids(struct net_device *dev, struct report *r)
 		r->netns_ino = net->ns.inum;
 }
 
-SEC("tp_btf/devlink_trap_report")
-int handle_devlink_trap(__u64 *ctx)
+static __always_inline void devlink_trap(__u64 *ctx)
 {
 	const struct devlink_trap_metadata *md = (void *)ctx[2];
 	struct report r = {};
@@ -497,7 +571,7 @@ int handle_devlink_trap(__u64 *ctx)
 	type = md->trap_type;
 	if (type > TS_TRAP_TYPE_CONTROL || !(trap_type_mask & (1u << type))) {
 		count(TS_CNT_FILTERED);
-		return 0;
+		return;
 	}
 	r.source = TS_SOURCE_DEVLINK;
 	r.trap_type = type;
@@ -510,10 +584,19 @@ int handle_devlink_trap(__u64 *ctx)
 	if (r.dev)
 		netdev_ids(r.dev, &r);
 	handle_report(&r);
+}
+
+SEC("tp_btf/devlink_trap_report")
+int handle_devlink_trap(__u64 *ctx)
+{
+	if (enter()) {
+		devlink_trap(ctx);
+		leave();
+	}
 	return 0;
 }
 
-static __always_inline int emit_skb_drop(struct sk_buff *skb, __u32 reason, __u8 source)
+static __always_inline void skb_drop(struct sk_buff *skb, __u32 reason, __u8 source)
 {
 	struct report r = {};
 
@@ -522,17 +605,14 @@ static __always_inline int emit_skb_drop(struct sk_buff *skb, __u32 reason, __u8
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED)) {
 		count(TS_CNT_FILTERED);
-		return 0;
-	}
-	if (filtered_out_u32(TS_FILTER_REASON, reason)) {
-		count(TS_CNT_FILTERED);
-		return 0;
+		return;
 	}
 	r.source = source;
 	r.trap_type = TS_TRAP_TYPE_NONE;
 	r.reason = reason;
 	r.trap_id = reason;
 	r.skb = skb;
+	r.skb_iif = skb->skb_iif;
 	r.dev = skb->dev;
 	if (r.dev) {
 		netdev_ids(r.dev, &r);
@@ -548,11 +628,15 @@ static __always_inline int emit_skb_drop(struct sk_buff *skb, __u32 reason, __u8
 				r.netns_ino = net->ns.inum;
 		}
 	}
-	if (filtered_out_u32(TS_FILTER_NETNS, r.netns_ino)) {
-		count(TS_CNT_FILTERED);
-		return 0;
-	}
 	handle_report(&r);
+}
+
+static __always_inline int emit_skb_drop(struct sk_buff *skb, __u32 reason, __u8 source)
+{
+	if (enter()) {
+		skb_drop(skb, reason, source);
+		leave();
+	}
 	return 0;
 }
 

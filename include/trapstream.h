@@ -73,6 +73,12 @@
 #define TS_CNT_AGG_PACKETS 3  /* packets counted into an aggregation table */
 #define TS_CNT_AGG_OVERFLOW 4 /* packets sent alone because the table was full */
 #define TS_CNT_RATE_LIMITED 5 /* events suppressed by the per-trap rate limit */
+/*
+ * Runs that found another trapstream program interrupted on the same CPU
+ * (a softirq drop inside a process-context run) and returned at once: the
+ * interrupted run owns the per-CPU scratch buffers. Not counted in SEEN.
+ */
+#define TS_CNT_NESTED 6
 #define TS_CNT_MAX 8
 
 /* Rate limiter buckets (map `rate_buckets`), keyed like filters: kind = source. */
@@ -135,7 +141,7 @@ struct ts_event {
 	__u32 ifindex;        /* 0 when there is no input device */
 	__u32 netns_ino;      /* network namespace inode of the device (skb source) */
 	__u32 drop_reason;    /* enum skb_drop_reason, or TS_DROP_REASON_UNKNOWN */
-	__u32 _pad2;
+	__u32 skb_iif;        /* skb source: ifindex the packet arrived on (0: sent by this host) */
 	char ifname[TS_IFNAMSIZ];
 	char trap_name[TS_TRAP_NAME_LEN];
 	char trap_group[TS_TRAP_GROUP_LEN];
@@ -156,6 +162,10 @@ struct ts_flow_key {
 	__u64 trap_id;
 	__u32 ifindex;
 	__u32 netns_ino;
+	/* skb: ifindex the packet came in on, so that forwarded flows from two
+	 * ingress ports to one egress port stay apart */
+	__u32 skb_iif;
+	__u32 _pad0;
 	__u8 source;
 	__u8 ip_proto;
 	__u16 eth_proto;

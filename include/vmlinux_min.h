@@ -71,6 +71,7 @@ struct sock {
 
 struct sk_buff {
 	struct net_device *dev;
+	int skb_iif; /* ifindex the packet arrived on; 0 for locally generated packets */
 	struct sock *sk;
 	unsigned int len;
 	__u8 vlan_present : 1; /* gone in 6.1: presence is then vlan_all != 0 */

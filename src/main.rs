@@ -118,20 +118,26 @@ fn run() -> Result<()> {
             Some(Aggregation {
                 tables: capture.flow_tables()?,
                 interval,
-                on_flow: Box::new(move |bytes: &[u8]| match record::decode_flow(bytes, clock.get()) {
-                    Ok(rec) => {
-                        let packets = rec.flow.map_or(0, |f| f.packets);
-                        Stats::add(&stats.flow_packets, packets);
-                        // A flow record stands for many packets: wait for room
-                        // (bounded) rather than drop it at the first full channel.
-                        if tx.send_timeout(Item::Record(rec), FLOW_SEND_TIMEOUT).is_err() {
-                            Stats::add(&stats.channel_lost, 1);
-                            Stats::add(&stats.flow_packets_lost, packets);
+                on_flow: Box::new(move |bytes: &[u8]| {
+                    // Known even when the exemplar does not decode: the
+                    // packets are accounted for either way.
+                    let packets = record::flow_packets(bytes).unwrap_or(0);
+                    Stats::add(&stats.flow_packets, packets);
+                    match record::decode_flow(bytes, clock.get()) {
+                        Ok(rec) => {
+                            Stats::add(&stats.read, 1);
+                            // A flow record stands for many packets: wait for room
+                            // (bounded) rather than drop it at the first full channel.
+                            if tx.send_timeout(Item::Record(rec), FLOW_SEND_TIMEOUT).is_err() {
+                                Stats::add(&stats.channel_lost, 1);
+                                Stats::add(&stats.flow_packets_lost, packets);
+                            }
                         }
-                    }
-                    Err(err) => {
-                        Stats::add(&stats.decode_errors, 1);
-                        tracing::debug!("undecodable flow table entry: {err}");
+                        Err(err) => {
+                            Stats::add(&stats.decode_errors, 1);
+                            Stats::add(&stats.flow_packets_lost, packets);
+                            tracing::debug!("undecodable flow table entry: {err}");
+                        }
                     }
                 }),
             })

@@ -117,11 +117,23 @@ pub struct SkbDrop {
     pub synthetic: bool,
 }
 
+/// The port a packet came in on. Empty name and ifindex 0 when it came from
+/// this host itself (a kernel drop on the transmit path); a forwarded packet
+/// dropped on its way out has the ingress ifindex but no name (the kernel
+/// keeps only the index by then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Ingress {
     pub name: FixedStr<16>,
     pub ifindex: u32,
+    /// Network namespace of the device the packet was reported on.
     pub netns_ino: u32,
+}
+
+/// The device a kernel drop on the transmit path was reported on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Egress {
+    pub name: FixedStr<16>,
+    pub ifindex: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +144,8 @@ pub struct Record {
     pub boot_ns: u64,
     pub origin: Origin,
     pub ingress: Ingress,
+    /// Kernel drops on the transmit path: the device the packet was leaving by.
+    pub egress: Option<Egress>,
     pub packet: Packet,
     /// With aggregation (-u): how many packets this record stands for.
     pub flow: Option<FlowCount>,
@@ -290,7 +304,7 @@ const TS_FRAG_DF: u8 = 2;
 /// Size of `struct ts_event`; also asserted against the generated type.
 pub const EVENT_SIZE: usize = 320;
 /// Sizes of `struct ts_flow_key` and `struct ts_flow`.
-pub const FLOW_KEY_SIZE: usize = 72;
+pub const FLOW_KEY_SIZE: usize = 80;
 pub const FLOW_SIZE: usize = 32 + EVENT_SIZE;
 const _: () = assert!(std::mem::size_of::<abi::ts_event>() == EVENT_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_packet>() == 112);
@@ -317,6 +331,15 @@ pub fn decode(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
         });
     }
     Ok(rec)
+}
+
+/// The packet count of a drained flow-table value, readable even when the
+/// rest of it does not decode (`struct ts_flow` starts with it).
+pub fn flow_packets(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() < FLOW_SIZE {
+        return None;
+    }
+    bytes.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes)
 }
 
 /// Decode one drained flow-table value: the first packet's event, with the counts.
@@ -368,18 +391,33 @@ fn decode_event(raw: &abi::ts_event, boot_to_wall_ns: i64) -> Result<Record> {
         }),
         other => return Err(Error::RecordKind(other)),
     };
+    let device =
+        Ingress { name: FixedStr::from_c(&raw.ifname), ifindex: raw.ifindex, netns_ino: raw.netns_ino };
+    let (ingress, egress) = direction(raw, device);
     Ok(Record {
         time_ns: raw.time_ns.saturating_add_signed(boot_to_wall_ns),
         boot_ns: raw.time_ns,
         origin,
-        ingress: Ingress {
-            name: FixedStr::from_c(&raw.ifname),
-            ifindex: raw.ifindex,
-            netns_ino: raw.netns_ino,
-        },
+        ingress,
+        egress,
         packet: decode_packet(&raw.pkt),
         flow: None,
     })
+}
+
+/// Which way the reported device faces. A devlink trap's device is always its
+/// input port. A kernel drop's device (skb->dev) is the ingress port only if
+/// the packet came in there: the stack records the arrival port in skb_iif
+/// when it takes a packet in, so skb_iif 0 means this host sent it, and
+/// another index means it was forwarded; either way skb->dev is then the way
+/// out.
+fn direction(raw: &abi::ts_event, device: Ingress) -> (Ingress, Option<Egress>) {
+    if raw.source != TS_SOURCE_SKB || device.ifindex == 0 || raw.skb_iif == device.ifindex {
+        return (device, None);
+    }
+    let egress = Egress { name: device.name, ifindex: device.ifindex };
+    let ingress = Ingress { name: FixedStr::default(), ifindex: raw.skb_iif, netns_ino: device.netns_ino };
+    (ingress, Some(egress))
 }
 
 fn decode_packet(p: &abi::ts_packet) -> Packet {

@@ -19,14 +19,19 @@ pub struct KernelCounters {
     pub overflow: u64,
     /// Events suppressed by --rate-limit.
     pub rate_limited: u64,
+    /// Tracepoint hits never handled because a trapstream program was
+    /// already running on that CPU: those our programs turned away
+    /// (TS_CNT_NESTED) plus those the kernel itself skipped (the programs'
+    /// `recursion_misses`). Outside `seen`; part of `lost`.
+    pub nested: u64,
 }
 
 #[derive(Debug)]
 pub struct Stats {
     started: std::time::Instant,
-    /// Records decoded from the ring buffer.
+    /// Records decoded from the kernel: ring buffer events and drained flow-table entries.
     pub read: AtomicU64,
-    /// Ring-buffer records that did not decode (counted, never silently skipped).
+    /// Ring buffer records and flow-table entries that did not decode (counted, never skipped).
     pub decode_errors: AtomicU64,
     /// Records dropped because the channel to the sender was full.
     pub channel_lost: AtomicU64,
@@ -43,11 +48,11 @@ pub struct Stats {
     /// Flow-table drains (-u), and those the kernel asked for early.
     pub flushes: AtomicU64,
     pub early_flushes: AtomicU64,
-    /// Records made from drained flow-table entries.
+    /// Flow-table entries drained (each is then in `read` or `decode_errors`).
     pub flow_records: AtomicU64,
-    /// Packets those records stand for.
+    /// Packets those entries stand for.
     pub flow_packets: AtomicU64,
-    /// Packets in flow records dropped because the channel stayed full.
+    /// Packets in flow entries that did not decode or that the channel could not take.
     pub flow_packets_lost: AtomicU64,
     /// Records waiting in the transport's backlog (TCP while disconnected): a gauge.
     pub queued: AtomicU64,
@@ -134,9 +139,10 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Every counter by name, in a fixed order: what `trapstream_stats` carries.
-    pub fn fields(&self) -> [(&'static str, u64); 24] {
+    pub fn fields(&self) -> [(&'static str, u64); 25] {
         [
             ("seen", self.kernel.seen),
+            ("nested", self.kernel.nested),
             ("filtered", self.kernel.filtered),
             ("ring_lost", self.kernel.ring_lost),
             ("rate_limited", self.kernel.rate_limited),
@@ -160,7 +166,8 @@ impl Snapshot {
             // Every loss in one number, for an alert.
             (
                 "lost",
-                self.kernel.ring_lost
+                self.kernel.nested
+                    + self.kernel.ring_lost
                     + self.decode_errors
                     + self.channel_lost
                     + self.send_lost
@@ -176,9 +183,10 @@ impl fmt::Display for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seen={} filtered={} ring_lost={} read={} decode_errors={} channel_lost={} sent={} \
+            "seen={} nested={} filtered={} ring_lost={} read={} decode_errors={} channel_lost={} sent={} \
              send_lost={} refused={} datagrams={} send_errors={} oversize={} queued={} rate_limited={}",
             self.kernel.seen,
+            self.kernel.nested,
             self.kernel.filtered,
             self.kernel.ring_lost,
             self.read,

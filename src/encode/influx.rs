@@ -137,6 +137,9 @@ impl InfluxEncoder {
         }
         line.tag("dropReason", &s.drop_reason);
         line.tag("dropType", s.drop_type);
+        if let Some(port) = s.egress_port {
+            line.tag("egressPort", port);
+        }
         line.tag("ingressPort", s.ingress_port);
         line.tag("message", s.message);
         if let Some(eth) = p.ethernet {
@@ -169,6 +172,11 @@ impl InfluxEncoder {
             }
             line.int("bytes", f.bytes.min(i64::MAX as u64) as i64);
             line.int("count", f.packets.min(i64::MAX as u64) as i64);
+        }
+        if let Some(e) = rec.egress {
+            line.int("egressIfIndex", e.ifindex);
+        }
+        if let Some(f) = rec.flow {
             line.string("firstSeen", Seconds(f.first_ns));
         }
         if let Some(c) = trap.and_then(|t| t.cookie.as_ref()) {

@@ -37,6 +37,10 @@ struct JsonRecord<'a> {
     source: &'a str,
     #[serde(rename = "ingressIfIndex")]
     ingress_ifindex: u32,
+    #[serde(rename = "egressPort", skip_serializing_if = "Option::is_none")]
+    egress_port: Option<&'a str>,
+    #[serde(rename = "egressIfIndex", skip_serializing_if = "Option::is_none")]
+    egress_ifindex: Option<u32>,
     #[serde(rename = "netnsIno", skip_serializing_if = "is_zero")]
     netns_ino: u32,
     #[serde(rename = "trapName", skip_serializing_if = "Option::is_none")]
@@ -282,6 +286,8 @@ impl JsonEncoder {
             },
             source: s.source,
             ingress_ifindex: rec.ingress.ifindex,
+            egress_port: s.egress_port,
+            egress_ifindex: rec.egress.map(|e| e.ifindex),
             netns_ino: rec.ingress.netns_ino,
             trap_name: trap.map(|t| t.trap_name.as_str()),
             trap_group: trap.map(|t| t.trap_group.as_str()),

@@ -90,6 +90,8 @@ impl Encoder {
 /// The values every format reports, derived once per record.
 pub(crate) struct Summary<'a> {
     pub ingress_port: &'a str,
+    /// Kernel drops on the transmit path.
+    pub egress_port: Option<&'a str>,
     pub description: &'a str,
     pub severity: &'a str,
     pub drop_type: &'a str,
@@ -119,6 +121,7 @@ impl<'a> Summary<'a> {
     fn of(ctx: &'a Context, rec: &'a Record) -> Summary<'a> {
         let ingress_port =
             if rec.ingress.name.is_empty() { NOT_AVAILABLE } else { rec.ingress.name.as_str() };
+        let egress_port = rec.egress.as_ref().map(|e| e.name.as_str());
         let packet_type = packet_type(rec);
         match &rec.origin {
             Origin::Devlink(trap) => {
@@ -139,6 +142,7 @@ impl<'a> Summary<'a> {
                 };
                 Summary {
                     ingress_port,
+                    egress_port,
                     description: pick(local.and_then(|o| o.description.as_ref()), taxon.description),
                     severity: pick(local.and_then(|o| o.severity.as_ref()), taxon.severity),
                     drop_type: drop_type(group),
@@ -153,6 +157,7 @@ impl<'a> Summary<'a> {
             }
             Origin::Skb(drop) => Summary {
                 ingress_port,
+                egress_port,
                 description: KERNEL_DROP_DESCRIPTION,
                 severity: "Notice",
                 drop_type: "kernel",

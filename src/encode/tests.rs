@@ -38,6 +38,7 @@ fn seed_ping() -> Record {
             cookie: None,
         }),
         ingress: Ingress { name: FixedStr::new("swp1s0"), ifindex: 12, netns_ino: 0 },
+        egress: None,
         packet: Packet {
             len: 98,
             captured: 98,

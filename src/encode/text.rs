@@ -15,8 +15,11 @@ impl TextEncoder {
             Origin::Devlink(t) => t.trap_name.as_str(),
             Origin::Skb(_) => &s.drop_reason,
         };
-        let _ =
-            write!(w, "{} {} {} {} [{}]", Seconds(rec.time_ns), s.ingress_port, s.message, what, s.severity);
+        let _ = write!(w, "{} {}", Seconds(rec.time_ns), s.ingress_port);
+        if let Some(port) = s.egress_port {
+            let _ = write!(w, " out {port}");
+        }
+        let _ = write!(w, " {} {} [{}]", s.message, what, s.severity);
         let p = &rec.packet;
         if let Some(v) = p.vlans[0] {
             let _ = write!(w, " vlan {}", v.vid);
