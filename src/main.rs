@@ -68,8 +68,13 @@ fn run() -> Result<()> {
         rate_limit: cfg.rate_limit,
         own_traffic: None,
     };
+    // Errors first, so that bad input stays one line; then what is legal
+    // but matches nothing.
+    capture::check_filters(&capture_cfg.filters, &drop_reasons)?;
+    for warning in capture::unmatchable_filters(&cfg.filters, cfg.sources) {
+        tracing::warn!("{warning}");
+    }
     if cfg.check_only {
-        capture::check_filters(&capture_cfg.filters, &drop_reasons)?;
         if cfg.sources.devlink && !support.devlink_tracepoint {
             tracing::warn!(
                 "this kernel has no devlink_trap_report tracepoint: the devlink source cannot start here"

@@ -1,7 +1,7 @@
 //! The configuration's filter lists as entries of the kernel's `filters` map.
 
 use super::DropReasons;
-use crate::config::Filters;
+use crate::config::{Filters, Sources};
 use crate::error::{Error, Result};
 
 const TS_FILTER_TRAP_NAME: u32 = 1;
@@ -16,6 +16,38 @@ pub const MAX_FILTER_ENTRIES: usize = 1024;
 
 /// One filter map entry: (kind, key bytes, verdict bit).
 pub(super) type FilterEntry = (u32, Vec<u8>, u8);
+
+/// Filter lists that can match nothing with these sources, in words for the
+/// operator. The programs judge trap names and groups on devlink traps only
+/// and drop reasons on kernel drops only (ports and network namespaces on
+/// both): such a list is not an error, but it is almost certainly not what
+/// was meant.
+pub fn unmatchable_filters(filters: &Filters, sources: Sources) -> Vec<String> {
+    let mut out = Vec::new();
+    let devlink_only = [
+        ("include_trap_names", filters.include_trap_names.len()),
+        ("exclude_trap_names", filters.exclude_trap_names.len()),
+        ("include_trap_groups", filters.include_trap_groups.len()),
+        ("exclude_trap_groups", filters.exclude_trap_groups.len()),
+    ];
+    let skb_only = [
+        ("include_reasons", filters.include_reasons.len()),
+        ("exclude_reasons", filters.exclude_reasons.len()),
+    ];
+    for (lists, wanted, source, other) in [
+        (&devlink_only[..], sources.devlink, "devlink traps", "skb"),
+        (&skb_only[..], sources.skb, "kernel drops", "devlink"),
+    ] {
+        for (key, len) in lists {
+            if *len > 0 && !wanted {
+                out.push(format!(
+                    "filters.{key} applies to {source} only and matches nothing with --source {other}"
+                ));
+            }
+        }
+    }
+    out
+}
 
 /// Check every name against what the kernel can match (for --check-config).
 pub fn check_filters(filters: &Filters, reasons: &DropReasons) -> Result<()> {

@@ -11,7 +11,7 @@ mod poll;
 mod reasons;
 mod test_entry;
 
-pub use filters::check_filters;
+pub use filters::{check_filters, unmatchable_filters};
 pub use flows::FlowTables;
 pub use poll::{poll, Aggregation, FlowSink};
 pub use reasons::DropReasons;

@@ -242,6 +242,7 @@ impl Trapstream {
         }
         let status = self.child.wait().expect("wait");
         let final_line = self.wait_for_log("final:", Duration::from_secs(10));
+        assert_ledger(&final_line);
         (status.code().unwrap_or(-1), stdout, final_line)
     }
 }
@@ -251,6 +252,45 @@ impl Drop for Trapstream {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The README's accounting identities, on the counters trapstream logged at
+/// exit: every tracepoint hit it handled is in exactly one counter, and
+/// every record it read is delivered or counted lost. Checked after every
+/// live scenario that stops trapstream.
+pub fn assert_ledger(final_line: &str) {
+    let c = |name: &str| counter(final_line, name);
+    // Kernel: each hit is filtered, suppressed, lost for ring space, counted
+    // into a flow table, or handed over (ring records, which user space reads
+    // or fails to decode; flow entries are read the same way once drained).
+    assert_eq!(
+        c("seen") + optional(final_line, "flow_records"),
+        c("filtered") + c("rate_limited") + c("ring_lost") + optional(final_line, "aggregated") + c("read")
+            + c("decode_errors"),
+        "seen + flow_records = filtered + rate_limited + ring_lost + aggregated + read + decode_errors: {final_line}"
+    );
+    if final_line.contains(" flushes=") {
+        // -u: the ring carries only the packets no table had room for, and
+        // every packet counted into a table comes back out in a drain.
+        assert_eq!(
+            c("overflow") + c("flow_records"),
+            c("read") + c("decode_errors"),
+            "overflow + flow_records = read + decode_errors: {final_line}"
+        );
+        assert_eq!(c("flow_packets"), c("aggregated"), "flow_packets = aggregated: {final_line}");
+    }
+    // User space: every record read is sent, lost on the way, or still queued.
+    assert_eq!(
+        c("read"),
+        c("channel_lost") + c("sent") + c("send_lost") + c("queued"),
+        "read = channel_lost + sent + send_lost + queued: {final_line}"
+    );
+}
+
+/// A counter that the stats line carries only in some modes (-u), else 0.
+fn optional(line: &str, name: &str) -> u64 {
+    let key = format!("{name}=");
+    line.split_whitespace().find_map(|w| w.strip_prefix(&key)).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// A counter from the final stats line, e.g. `counter(line, "sent")`.
