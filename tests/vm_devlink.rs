@@ -15,6 +15,8 @@ use std::process::Command;
 use serde_json::Value;
 use trapstream::taxonomy::{self, TrapType};
 
+mod common;
+
 const DEVICE: &str = "netdevsim/netdevsim10";
 
 fn repo() -> PathBuf {
@@ -105,10 +107,13 @@ fn reported_by_default(dir: &Path, scenario: &str) -> BTreeMap<String, u64> {
 fn final_stats(dir: &Path, scenario: &str) -> String {
     let err = read(dir, &format!("{scenario}.err"));
     assert_eq!(read(dir, &format!("{scenario}.status")).trim(), "0", "{scenario} exit status; log:\n{err}");
-    err.lines()
+    let line = err
+        .lines()
         .find(|l| l.contains("final:"))
         .unwrap_or_else(|| panic!("{scenario}: no final counters:\n{err}"))
-        .to_string()
+        .to_string();
+    common::assert_ledger(&line);
+    line
 }
 
 fn counter(line: &str, name: &str) -> u64 {
@@ -332,6 +337,35 @@ fn check_kernel(version: &str) {
         assert_eq!(r["skbDropReason"], expected_reason, "{version}: {r}");
         assert_eq!(r["ingressPort"], "lo", "{r}");
     }
+
+    // 7. Filters with --source all: each kind judges the source it describes.
+    let to_ports = |recs: &[Value], ports: std::ops::RangeInclusive<u64>| -> Vec<Value> {
+        recs.iter()
+            .filter(|r| r["source"] == "skb")
+            .filter(|r| r["packet"]["TRANSPORT"]["dstPort"].as_u64().is_some_and(|p| ports.contains(&p)))
+            .cloned()
+            .collect()
+    };
+    let stats = final_stats(&dir, "filter_groups");
+    let recs = records(&dir, "filter_groups");
+    let traps: Vec<Value> = recs.iter().filter(|r| r["source"] == "devlink").cloned().collect();
+    let expected: BTreeMap<String, u64> = reported(&dir, "filter_groups")
+        .into_iter()
+        .filter(|(n, _)| group_of.get(n.as_str()) == Some(&"l3_exceptions"))
+        .collect();
+    assert!(!expected.is_empty(), "{version}: no l3_exceptions trap in the window");
+    assert_eq!(per_trap(&traps), expected, "{version}: a trap-group list keeps its group; {stats}");
+    assert_eq!(to_ports(&recs, 7101..=7103).len(), 3, "{version}: and every kernel drop; {stats}");
+
+    let stats = final_stats(&dir, "filter_ports");
+    let recs = records(&dir, "filter_ports");
+    let port = read(&dir, "filter_port").trim().to_string();
+    let traps: Vec<&Value> = recs.iter().filter(|r| r["source"] == "devlink").collect();
+    assert!(!traps.is_empty(), "{version}: traps of {port}; {stats}");
+    assert!(traps.iter().all(|r| r["ingressPort"] == port.as_str()), "{version}: only {port}'s traps");
+    let drops: Vec<&Value> = recs.iter().filter(|r| r["source"] == "skb").collect();
+    assert!(drops.iter().all(|r| r["ingressPort"] == "lo"), "{version}: only lo's kernel drops: {drops:?}");
+    assert_eq!(to_ports(&recs, 7201..=7203).len(), 3, "{version}: {stats}");
 }
 
 #[test]

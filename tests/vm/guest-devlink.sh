@@ -41,6 +41,8 @@ run() {
 		sleep 0.1
 	done
 	ports up
+	# Traffic of the scenario's own, while the window is open.
+	if [ -n "$DURING" ]; then $DURING; fi
 	sleep "$secs"
 	ports down
 	# A report already under way when the ports went down lands now.
@@ -50,6 +52,15 @@ run() {
 	rc=0
 	wait "$pid" || rc=$?
 	echo "$rc" > "$R/$name.status"
+}
+
+DURING=
+
+# skb_drops PORT...: one datagram to each closed port on lo: a kernel drop each.
+skb_drops() {
+	for port in "$@"; do
+		echo x | socat -u - "UDP-SENDTO:127.0.0.1:$port" || true
+	done
 }
 
 # collector NAME PORT: a UDP socket in the guest writing what it receives.
@@ -100,3 +111,15 @@ rc=0
 wait "$pid" || rc=$?
 echo "$rc" > "$R/skb.status"
 echo "$COOKIE" > "$R/cookie"
+# 7. Filters judge the source they describe, with both sources at once: a
+# trap-group list keeps one group of traps and every kernel drop; a port
+# list keeps one port's traps and the kernel's drops on lo.
+printf '[filters]\ninclude_trap_groups = ["l3_exceptions"]\n' > /tmp/groups.toml
+DURING="skb_drops 7101 7102 7103"
+run filter_groups 1.5 --stdout --source all -c /tmp/groups.toml
+set -- $PORTS
+echo "$1" > "$R/filter_port"
+printf '[filters]\ninclude_ports = ["%s", "lo"]\n' "$1" > /tmp/ports.toml
+DURING="skb_drops 7201 7202 7203"
+run filter_ports 1.5 --stdout --source all -c /tmp/ports.toml
+DURING=
