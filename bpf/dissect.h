@@ -164,16 +164,25 @@ static __always_inline void dissect_ipv6(const __u8 *b, __u32 off, __u32 cap, st
 #pragma unroll
 	for (i = 0; i < TS_IPV6_EXT_MAX; i++) {
 		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
-		    nexthdr == IPPROTO_DSTOPTS) {
+		    nexthdr == IPPROTO_DSTOPTS || nexthdr == IPPROTO_AH) {
+			__u32 len;
+
 			if (!HAVE(off, 2))
 				goto incomplete;
-			nexthdr = b[off];
-			off += ((__u32)b[off + 1] + 1) * 8;
-		} else if (nexthdr == IPPROTO_AH) {
-			if (!HAVE(off, 2))
+			/* AH counts 4-byte words less two; the others 8-byte words less one. */
+			if (nexthdr == IPPROTO_AH)
+				len = ((__u32)b[off + 1] + 2) * 4;
+			else
+				len = ((__u32)b[off + 1] + 1) * 8;
+			/*
+			 * Its next-header byte alone proves nothing: a header whose
+			 * end was not captured may be cut, or lie about its length,
+			 * so the walk stops at it rather than name what follows.
+			 */
+			if (off + len > cap)
 				goto incomplete;
 			nexthdr = b[off];
-			off += ((__u32)b[off + 1] + 2) * 4;
+			off += len;
 		} else if (nexthdr == IPPROTO_FRAGMENT) {
 			__u16 fo;
 
@@ -199,7 +208,10 @@ static __always_inline void dissect_ipv6(const __u8 *b, __u32 off, __u32 cap, st
 	}
 	p->layers |= TS_L_WALK_LIMIT;
 incomplete:
-	/* The upper layer was not reached: report the header where the walk stopped. */
+	/*
+	 * The upper layer was not reached (the header is cut off by the capture,
+	 * or the walk limit): report the header where the walk stopped.
+	 */
 	p->ip_proto = nexthdr;
 }
 

@@ -386,16 +386,60 @@ fn truncation_at_every_layer_boundary_yields_only_complete_layers() {
     let mut payload = ext8(17);
     payload.extend(udp(1, 2, &[]));
     ipv6(&mut v6, 0, 0, 0, 64, &payload);
-    let cuts = [18 + 39, 18 + 40, 18 + 41, 18 + 48, 18 + 55, 18 + 56];
+    // Inside the hop-by-hop header: before its two fixed bytes, with just
+    // them (its next-header byte says 17), one byte short of its end.
+    let cuts = [18 + 39, 18 + 40, 18 + 41, 18 + 42, 18 + 47, 18 + 48, 18 + 55, 18 + 56];
     let frames: Vec<Vec<u8>> = cuts.iter().map(|&n| v6[..n].to_vec()).collect();
     let r = run(&frames);
     assert_eq!(r[0].packet.network, Network::None, "39 bytes of IPv6 header");
-    for (rec, (&n, expected_proto)) in r.iter().zip(cuts.iter().zip([0, 0, 0, 17, 17, 17])).skip(1) {
+    for (rec, (&n, expected_proto)) in r.iter().zip(cuts.iter().zip([0, 0, 0, 0, 0, 17, 17, 17])).skip(1) {
         let Network::Ip(ip) = rec.packet.network else { panic!("cut {n}: IPv6 header complete") };
-        // Until the hop-by-hop header is whole, the walk stops at it.
+        // Until all 8 bytes of the hop-by-hop header are captured the walk
+        // stops at it (protocol 0), even where its next-header byte is there.
         assert_eq!(ip.protocol, expected_proto, "cut {n}");
         assert_eq!(matches!(rec.packet.transport, Transport::Udp { .. }), n == 18 + 56, "cut {n}");
+        assert!(!rec.packet.walk_limited, "cut {n}: a cut is not the walk limit");
     }
+}
+
+/// Extension headers whose length runs past the captured bytes: a whole
+/// frame longer than the snapshot, and frames whose header claims more bytes
+/// than the frame has. The walk stops at such a header; it does not name the
+/// protocol its next-header byte claims.
+#[test]
+fn ipv6_extension_header_longer_than_the_capture_ends_the_walk() {
+    // Destination options of 256 bytes (31 + 1 words): 14 + 40 + 256 > 256 captured.
+    let mut long_opts = vec![17, 31];
+    long_opts.resize(256, 0);
+    long_opts.extend(udp(7, 8, &[]));
+    let mut snapped = eth(0x86dd);
+    ipv6(&mut snapped, 0, 0, 60, 64, &long_opts);
+
+    // Hop-by-hop claiming 64 bytes (7 + 1 words) in a frame that ends 24 bytes into it.
+    let mut short_hbh = vec![17, 7, 1, 4, 0, 0, 0, 0, 1, 6, 0, 0, 0, 0, 0, 0];
+    short_hbh.extend(udp(7, 8, &[]));
+    let mut lying = eth(0x86dd);
+    ipv6(&mut lying, 0, 0, 0, 64, &short_hbh);
+
+    // Authentication header claiming (10 + 2) * 4 = 48 bytes, 24 present.
+    let mut short_ah = vec![17, 10, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0];
+    short_ah.extend(udp(7, 8, &[]));
+    let mut lying_ah = eth(0x86dd);
+    ipv6(&mut lying_ah, 0, 0, 51, 64, &short_ah);
+
+    let r = dissect_frames(&[&snapped, &lying, &lying_ah]).expect("BPF_PROG_TEST_RUN");
+    for (rec, (what, stopped_at)) in r.iter().zip([
+        ("256-byte options, snapped", 60),
+        ("hop-by-hop past the end", 0),
+        ("AH past the end", 51),
+    ]) {
+        let Network::Ip(ip) = rec.packet.network else { panic!("{what}: the IPv6 header is complete") };
+        assert_eq!(ip.protocol, stopped_at, "{what}: the header where the walk stopped");
+        assert_eq!(rec.packet.transport, Transport::None, "{what}: no transport header invented");
+        assert!(!rec.packet.walk_limited, "{what}: not the walk limit");
+    }
+    assert_eq!(r[0].packet.captured, 256);
+    assert_eq!(r[0].packet.len as usize, snapped.len());
 }
 
 #[test]
@@ -406,3 +450,4 @@ fn frame_longer_than_the_snapshot_still_reports_its_length() {
     assert_eq!(p.captured, 256);
     assert_eq!(p.transport, Transport::Udp { src_port: 7, dst_port: 8, length: 1408 });
 }
+
