@@ -2,6 +2,8 @@
 //! BPF_PROG_TEST_RUN (a tc program that calls the same code on the kernel
 //! skb behind its context). Needs root and a 6.2+ kernel.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use trapstream::capture::dissect_frames;
@@ -451,3 +453,123 @@ fn frame_longer_than_the_snapshot_still_reports_its_length() {
     assert_eq!(p.transport, Transport::Udp { src_port: 7, dst_port: 8, length: 1408 });
 }
 
+/// The test entry run as if each frame arrived on device `ifindex` of the
+/// calling thread's namespace: BPF_PROG_TEST_RUN takes the device from
+/// `__sk_buff.ifindex` and runs eth_type_trans() on it, so the frame's first
+/// 14 bytes become the MAC header and skb->protocol whatever the device
+/// (mac_len 14, as GRE in IP mode keeps its outer headers there). What that
+/// cannot make is mac_header == network_header: tests/live_l3.rs does, with
+/// real packets.
+///
+/// `capture::dissect_frames` has no device to give; this loads the same
+/// object the skeleton embeds, with the same single program.
+fn run_on_device(ifindex: u32, frames: &[Vec<u8>]) -> Vec<Record> {
+    use libbpf_rs::{MapCore as _, ObjectBuilder, ProgramInput, RingBufferBuilder};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let mut open = ObjectBuilder::default()
+        .open_file(concat!(env!("OUT_DIR"), "/trapstream.bpf.o"))
+        .expect("open the BPF object");
+    for mut prog in open.progs_mut() {
+        let test_entry = prog.name() == "dissect_test_frame";
+        prog.set_autoload(test_entry);
+    }
+    let obj = open.load().expect("load the test entry");
+    let events = obj.maps().find(|m| m.name() == "events").expect("events map");
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let sink = Rc::clone(&got);
+    let mut builder = RingBufferBuilder::new();
+    builder
+        .add(&events, move |bytes: &[u8]| {
+            sink.borrow_mut().push(trapstream::record::decode(bytes, 0).expect("decodable record"));
+            0
+        })
+        .expect("ring buffer");
+    let ring = builder.build().expect("ring buffer");
+    let prog = obj.progs_mut().find(|p| p.name() == "dissect_test_frame").expect("test entry");
+
+    // struct __sk_buff up to and including ifindex (offset 40); the kernel
+    // zero-fills the rest.
+    let mut records = Vec::new();
+    for frame in frames {
+        let mut ctx = [0u8; 44];
+        ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+        let input = ProgramInput { context_in: Some(&mut ctx), data_in: Some(frame), ..Default::default() };
+        prog.test_run(input).unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN on ifindex {ifindex}: {e}"));
+        ring.consume().expect("consume");
+        let mut one = got.borrow_mut();
+        assert_eq!(one.len(), 1, "one record per run");
+        records.push(one.remove(0));
+    }
+    records
+}
+
+/// A device that does not frame with Ethernet (tun, and tun claiming the types
+/// of ipip, sit, GRE, ip6tnl, ip6gre, raw IP and PPP) gets no Ethernet layer
+/// even with 14 bytes before its network header: the dissector starts at the
+/// network header and takes the protocol from skb->protocol. The same tun
+/// claiming ARPHRD_ETHER, and a veth, decode Ethernet: it is the type that
+/// decides, not the driver.
+#[test]
+fn non_ethernet_devices_get_no_ethernet_layer() {
+    use common::*;
+
+    let ns = Netns::new("dt");
+    let l3_types = [
+        ("none", ARPHRD_NONE),
+        ("tunnel", ARPHRD_TUNNEL),
+        ("sit", ARPHRD_SIT),
+        ("ipgre", ARPHRD_IPGRE),
+        ("tunnel6", ARPHRD_TUNNEL6),
+        ("ip6gre", ARPHRD_IP6GRE),
+        ("rawip", ARPHRD_RAWIP),
+        ("ppp", ARPHRD_PPP),
+    ];
+    let l3: Vec<Tun> = l3_types.iter().map(|(n, t)| Tun::create(&ns, &format!("l3{n}"), Some(*t))).collect();
+    let as_ether = Tun::create(&ns, "l3ether", Some(ARPHRD_ETHER));
+    ns.ip(&["link", "add", "dtveth0", "type", "veth", "peer", "name", "dtveth1"]);
+
+    let v4 = v4_udp_frame();
+    let mut v6 = eth(0x86dd);
+    ipv6(&mut v6, 0x28, 0x12345, 17, 9, &udp(5000, 6000, &[7; 4]));
+    let frames = vec![v4.clone(), v6.clone()];
+    let mut ip4 = v4_ip(17, 40, 0, 64, 0x1234);
+    ip4.dont_fragment = true;
+    let ip6 = v6_ip(17, 12, 0x28, 9, 0x12345);
+
+    ns.in_netns(|| {
+        for (tun, (what, _)) in l3.iter().zip(&l3_types) {
+            let ifindex = ns.ifindex(&tun.name);
+            let r = run_on_device(ifindex, &frames);
+            for (rec, frame) in r.iter().zip(&frames) {
+                assert_eq!(rec.ingress.name.as_str(), tun.name, "{what}");
+                assert_eq!(rec.ingress.ifindex, ifindex, "{what}");
+                assert_eq!(rec.ingress.netns_ino, ns.ino(), "{what}");
+                let p = rec.packet;
+                assert_eq!(p.ethernet, None, "{what}: no Ethernet layer");
+                assert_eq!(p.vlans, [None, None], "{what}");
+                assert_eq!(p.len as usize, frame.len() - 14, "{what}: length from the network header");
+                assert_eq!(p.captured as usize, frame.len() - 14, "{what}");
+            }
+            assert_eq!(r[0].packet.ether_type, 0x0800, "{what}: skb->protocol");
+            assert_eq!(r[0].packet.network, Network::Ip(ip4), "{what}");
+            assert_eq!(r[0].packet.transport, Transport::Udp { src_port: 40000, dst_port: 53, length: 20 });
+            assert_eq!(r[1].packet.ether_type, 0x86dd, "{what}: skb->protocol");
+            assert_eq!(r[1].packet.network, Network::Ip(ip6), "{what}");
+            assert_eq!(r[1].packet.transport, Transport::Udp { src_port: 5000, dst_port: 6000, length: 12 });
+        }
+
+        for dev in [as_ether.name.as_str(), "dtveth0"] {
+            let r = run_on_device(ns.ifindex(dev), &frames);
+            for (rec, frame) in r.iter().zip(&frames) {
+                assert_eq!(rec.ingress.name.as_str(), dev);
+                let p = rec.packet;
+                assert_eq!(p.ethernet, ethernet(), "{dev}: an Ethernet device decodes Ethernet");
+                assert_eq!(p.len as usize, frame.len(), "{dev}: length from the MAC header");
+            }
+            assert_eq!(r[0].packet.network, Network::Ip(ip4), "{dev}");
+            assert_eq!(r[1].packet.network, Network::Ip(ip6), "{dev}");
+        }
+    });
+}
