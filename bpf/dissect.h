@@ -36,8 +36,16 @@
 #define IPPROTO_NONE 59
 #define IPPROTO_DSTOPTS 60
 
+/*
+ * Past the TS_SNAP_LEN bytes that are ever copied in, room for the widest
+ * read at an offset below TS_SNAP_LEN (a TCP header's flags, 14 bytes in):
+ * the verifier can then check reads at offsets it knows only by a mask
+ * (see dissect_ipv6). Nothing is ever read there: HAVE forbids it.
+ */
+#define TS_SCRATCH_SLACK 16
+
 struct ts_scratch {
-	__u8 b[TS_SNAP_LEN];
+	__u8 b[TS_SNAP_LEN + TS_SCRATCH_SLACK];
 };
 
 struct {
@@ -168,6 +176,20 @@ static __always_inline void dissect_ipv6(const __u8 *b, __u32 off, __u32 cap, st
 
 #pragma unroll
 	for (i = 0; i < TS_IPV6_EXT_MAX; i++) {
+		/*
+		 * Every header the walk reads, and every upper layer it decodes,
+		 * takes 8 bytes or more: from TS_SNAP_LEN - 8 on none can be
+		 * whole, and stopping there names the same protocol going on
+		 * would. Below it the mask changes nothing but bounds `off` on
+		 * every copy the compiler makes of it: 5.10's verifier does not
+		 * carry a bound checked on one copy to another, and `off` grows
+		 * here by lengths read from the packet. The barrier keeps the
+		 * compiler, which knows the mask changes nothing, from dropping it.
+		 */
+		if (off > TS_SNAP_LEN - 8)
+			goto incomplete;
+		barrier_var(off);
+		off &= TS_SNAP_LEN - 1;
 		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
 		    nexthdr == IPPROTO_DSTOPTS || nexthdr == IPPROTO_AH) {
 			__u32 len;
