@@ -2,12 +2,13 @@
 /*
  * The packet dissector shared by every program.
  *
- * Headers are located from skb->head + mac_header (or network_header when the
- * skb has no MAC header), never from skb->data: at a drop point skb->data may
- * already point past L3. The first TS_SNAP_LEN bytes are copied once into a
- * per-CPU scratch buffer and parsed there; every read is checked both against
- * the buffer (for the verifier) and against the bytes actually captured (so a
- * truncated packet yields the layers that were complete and nothing invented).
+ * Headers are located from skb->head + mac_header when an Ethernet header is
+ * there (has_ethernet), else from skb->head + network_header; never from
+ * skb->data: at a drop point skb->data may already point past L3. The first
+ * TS_SNAP_LEN bytes are copied once into a per-CPU scratch buffer and parsed
+ * there; every read is checked both against the buffer (for the verifier) and
+ * against the bytes actually captured (so a truncated packet yields the
+ * layers that were complete and nothing invented).
  */
 #ifndef TRAPSTREAM_DISSECT_H
 #define TRAPSTREAM_DISSECT_H
@@ -20,6 +21,10 @@
 #define ETH_P_QINQ1 0x9100
 #define ETH_P_IPV6 0x86DD
 
+/* dev->type values (ARPHRD_*) whose link-layer header is Ethernet's. */
+#define ARPHRD_ETHER 1
+#define ARPHRD_LOOPBACK 772
+
 #define IPPROTO_HOPOPTS 0
 #define IPPROTO_ICMP 1
 #define IPPROTO_TCP 6
@@ -31,8 +36,16 @@
 #define IPPROTO_NONE 59
 #define IPPROTO_DSTOPTS 60
 
+/*
+ * Past the TS_SNAP_LEN bytes that are ever copied in, room for the widest
+ * read at an offset below TS_SNAP_LEN (a TCP header's flags, 14 bytes in):
+ * the verifier can then check reads at offsets it knows only by a mask
+ * (see dissect_ipv6). Nothing is ever read there: HAVE forbids it.
+ */
+#define TS_SCRATCH_SLACK 16
+
 struct ts_scratch {
-	__u8 b[TS_SNAP_LEN];
+	__u8 b[TS_SNAP_LEN + TS_SCRATCH_SLACK];
 };
 
 struct {
@@ -163,17 +176,40 @@ static __always_inline void dissect_ipv6(const __u8 *b, __u32 off, __u32 cap, st
 
 #pragma unroll
 	for (i = 0; i < TS_IPV6_EXT_MAX; i++) {
+		/*
+		 * Every header the walk reads, and every upper layer it decodes,
+		 * takes 8 bytes or more: from TS_SNAP_LEN - 8 on none can be
+		 * whole, and stopping there names the same protocol going on
+		 * would. Below it the mask changes nothing but bounds `off` on
+		 * every copy the compiler makes of it: 5.10's verifier does not
+		 * carry a bound checked on one copy to another, and `off` grows
+		 * here by lengths read from the packet. The barrier keeps the
+		 * compiler, which knows the mask changes nothing, from dropping it.
+		 */
+		if (off > TS_SNAP_LEN - 8)
+			goto incomplete;
+		barrier_var(off);
+		off &= TS_SNAP_LEN - 1;
 		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
-		    nexthdr == IPPROTO_DSTOPTS) {
+		    nexthdr == IPPROTO_DSTOPTS || nexthdr == IPPROTO_AH) {
+			__u32 len;
+
 			if (!HAVE(off, 2))
 				goto incomplete;
-			nexthdr = b[off];
-			off += ((__u32)b[off + 1] + 1) * 8;
-		} else if (nexthdr == IPPROTO_AH) {
-			if (!HAVE(off, 2))
+			/* AH counts 4-byte words less two; the others 8-byte words less one. */
+			if (nexthdr == IPPROTO_AH)
+				len = ((__u32)b[off + 1] + 2) * 4;
+			else
+				len = ((__u32)b[off + 1] + 1) * 8;
+			/*
+			 * Its next-header byte alone proves nothing: a header whose
+			 * end was not captured may be cut, or lie about its length,
+			 * so the walk stops at it rather than name what follows.
+			 */
+			if (off + len > cap)
 				goto incomplete;
 			nexthdr = b[off];
-			off += ((__u32)b[off + 1] + 2) * 4;
+			off += len;
 		} else if (nexthdr == IPPROTO_FRAGMENT) {
 			__u16 fo;
 
@@ -199,7 +235,10 @@ static __always_inline void dissect_ipv6(const __u8 *b, __u32 off, __u32 cap, st
 	}
 	p->layers |= TS_L_WALK_LIMIT;
 incomplete:
-	/* The upper layer was not reached: report the header where the walk stopped. */
+	/*
+	 * The upper layer was not reached (the header is cut off by the capture,
+	 * or the walk limit): report the header where the walk stopped.
+	 */
 	p->ip_proto = nexthdr;
 }
 
@@ -218,6 +257,42 @@ static __always_inline void dissect_arp(const __u8 *b, __u32 off, __u32 cap, str
 	p->layers |= TS_L_ARP;
 }
 
+/*
+ * Whether the bytes at mac_header are an Ethernet header. Two facts must both
+ * say so, because each alone is wrong somewhere:
+ *
+ * - The device frames with Ethernet: ARPHRD_ETHER (veth, bridges, VLANs,
+ *   gretap, vxlan, ...) or loopback, which uses Ethernet framing. GRE in IP
+ *   mode keeps the outer IP and GRE headers as its "MAC header" (mac_len 24
+ *   or more), and sit on older kernels the outer IPv4 header: only the type
+ *   tells.
+ * - There is room for one before the network header. tun, ipip and (newer)
+ *   sit reset the MAC header to the network header on receive (mac_len 0);
+ *   a packet they received and that is then forwarded keeps that until a
+ *   link-layer header is pushed on transmit, also when skb->dev is already
+ *   the Ethernet device it leaves by: only the geometry tells.
+ *
+ * A network header before the MAC header was never set for this packet (a
+ * driver reporting to devlink before the stack parsed the frame): it says
+ * nothing, and the MAC header is trusted as the device type allows. Without a
+ * device (a socket's queue) the geometry alone decides.
+ */
+static __always_inline bool has_ethernet(struct sk_buff *skb, __u16 mac, __u16 net)
+{
+	struct net_device *dev;
+	__u16 type;
+
+	if (mac == 0xffff)
+		return false;
+	if (net != 0xffff && net >= mac && net - mac < ETH_HLEN)
+		return false;
+	dev = skb->dev;
+	if (!dev)
+		return true;
+	type = dev->type;
+	return type == ARPHRD_ETHER || type == ARPHRD_LOOPBACK;
+}
+
 /* Fill p (zeroed by the caller) from skb. */
 static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p)
 {
@@ -227,19 +302,20 @@ static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p)
 	struct ts_scratch *s;
 	const __u8 *b;
 
-	if (skb_accel_vlan(skb, &tpid, &tci)) {
-		p->vlan_tpid[0] = tpid;
-		p->vlan_tci[0] = tci;
-		p->layers |= TS_L_VLAN1;
-		ntags = 1;
-	}
-
-	if (mac != 0xffff) {
+	if (has_ethernet(skb, mac, net)) {
 		start = mac;
-	} else if (net != 0xffff) {
+		/* A tag in metadata belongs to an Ethernet header; without one it is not reported. */
+		if (skb_accel_vlan(skb, &tpid, &tci)) {
+			p->vlan_tpid[0] = tpid;
+			p->vlan_tci[0] = tci;
+			p->layers |= TS_L_VLAN1;
+			ntags = 1;
+		}
+	} else if (net != 0xffff && (mac == 0xffff || net >= mac)) {
 		start = net;
 		p->layers |= TS_L_NO_MAC;
 	} else {
+		/* Neither header is where it could be trusted: report no layer rather than guess. */
 		return;
 	}
 	tail = skb->tail;

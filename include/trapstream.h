@@ -18,7 +18,7 @@
 /* TC_COOKIE_MAX_SIZE is 16; netdevsim accepts more, so keep room and report the true length. */
 #define TS_COOKIE_MAX 32
 
-/* Bytes of the frame copied out of the skb for dissection, from the MAC header. */
+/* Bytes copied out of the skb for dissection, from the first dissected header. */
 #define TS_SNAP_LEN 256
 /* IPv6 extension headers walked before giving up on finding the upper layer. */
 #define TS_IPV6_EXT_MAX 6
@@ -53,7 +53,12 @@
 #define TS_L_ICMP6 (1u << 9)
 /* The packet is an IP fragment (IPv4 MF/offset, or an IPv6 fragment header). */
 #define TS_L_FRAG (1u << 10)
-/* The frame had no MAC header; dissection started at the network header. */
+/*
+ * No Ethernet header (none set, none before the network header, or a device
+ * that does not frame with Ethernet: tun, WireGuard, ipip, sit, GRE in IP
+ * mode); dissection started at the network header, the protocol from
+ * skb->protocol.
+ */
 #define TS_L_NO_MAC (1u << 11)
 /* The walk stopped early: more VLAN tags or IPv6 extension headers than it follows. */
 #define TS_L_WALK_LIMIT (1u << 12)

@@ -59,6 +59,7 @@ struct net_device {
 	char name[16];
 	int ifindex;
 	possible_net_t nd_net;
+	unsigned short type; /* ARPHRD_*: what kind of link-layer header the device uses */
 };
 
 struct sock_common {

@@ -166,13 +166,16 @@ pub struct FlowCount {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Packet {
-    /// Frame length from the MAC header (the network header when there is none).
+    /// Length from the Ethernet header, or from the network header when the
+    /// packet has none (L3 devices: tun, WireGuard, ipip, sit, GRE in IP mode).
     pub len: u32,
     /// Bytes the dissector could read.
     pub captured: u16,
+    /// None when the packet has no Ethernet header (TS_L_NO_MAC).
     pub ethernet: Option<Ethernet>,
+    /// Tags of the Ethernet header (never without one).
     pub vlans: [Option<Vlan>; 2],
-    /// EtherType after the VLAN tags (skb->protocol when there is no MAC header).
+    /// EtherType after the VLAN tags (skb->protocol when there is no Ethernet header).
     pub ether_type: u16,
     pub network: Network,
     pub transport: Transport,
@@ -297,6 +300,8 @@ const TS_L_UDP: u32 = 1 << 7;
 const TS_L_ICMP: u32 = 1 << 8;
 const TS_L_ICMP6: u32 = 1 << 9;
 const TS_L_FRAG: u32 = 1 << 10;
+#[cfg(test)]
+const TS_L_NO_MAC: u32 = 1 << 11;
 const TS_L_WALK_LIMIT: u32 = 1 << 12;
 const TS_FRAG_MF: u8 = 1;
 const TS_FRAG_DF: u8 = 2;
@@ -429,6 +434,7 @@ fn decode_packet(p: &abi::ts_packet) -> Packet {
         pcp: (p.vlan_tci[i] >> 13) as u8,
         dei: p.vlan_tci[i] & 0x1000 != 0,
     };
+    let eth = has(TS_L_ETH);
     let network = if has(TS_L_IPV4) || has(TS_L_IPV6) {
         let v4 = has(TS_L_IPV4);
         let (src, dst) = if v4 {
@@ -474,8 +480,9 @@ fn decode_packet(p: &abi::ts_packet) -> Packet {
     Packet {
         len: p.pkt_len,
         captured: p.cap_len,
-        ethernet: has(TS_L_ETH).then_some(Ethernet { src: Mac(p.src_mac), dst: Mac(p.dst_mac) }),
-        vlans: [has(TS_L_VLAN1).then(|| vlan(0)), has(TS_L_VLAN2).then(|| vlan(1))],
+        ethernet: eth.then_some(Ethernet { src: Mac(p.src_mac), dst: Mac(p.dst_mac) }),
+        // A tag is part of an Ethernet header: none is reported without one.
+        vlans: [(eth && has(TS_L_VLAN1)).then(|| vlan(0)), (eth && has(TS_L_VLAN2)).then(|| vlan(1))],
         ether_type: p.eth_proto,
         network,
         transport,
@@ -560,6 +567,24 @@ mod tests {
         assert!(ip.dont_fragment);
         assert_eq!(ip.fragment, Some(Fragment { offset: 0, more: true }));
         assert_eq!(rec.packet.transport, Transport::Udp { src_port: 1234, dst_port: 53, length: 108 });
+    }
+
+    #[test]
+    fn a_packet_without_ethernet_header_decodes_no_ethernet_layer() {
+        let mut raw = abi::ts_event { kind: TS_KIND_EVENT, source: TS_SOURCE_SKB, ..Default::default() };
+        let p = &mut raw.pkt;
+        // The BPF side never pairs a tag with TS_L_NO_MAC; the decoder does not either.
+        p.layers = TS_L_NO_MAC | TS_L_VLAN1 | TS_L_IPV6;
+        p.eth_proto = 0x86dd;
+        p.src_mac = [2, 0, 0, 0, 0, 1];
+        p.vlan_tci[0] = 100;
+        p.pkt_len = 48;
+        let rec = decode(&raw_bytes(&raw), 0).unwrap();
+        assert_eq!(rec.packet.ethernet, None);
+        assert_eq!(rec.packet.vlans, [None, None]);
+        assert_eq!(rec.packet.ether_type, 0x86dd);
+        assert_eq!(rec.packet.len, 48);
+        assert!(matches!(rec.packet.network, Network::Ip(Ip { src: IpAddr::V6(_), .. })));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! BPF_PROG_TEST_RUN (a tc program that calls the same code on the kernel
 //! skb behind its context). Needs root and a 6.2+ kernel.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use trapstream::capture::dissect_frames;
@@ -386,16 +388,60 @@ fn truncation_at_every_layer_boundary_yields_only_complete_layers() {
     let mut payload = ext8(17);
     payload.extend(udp(1, 2, &[]));
     ipv6(&mut v6, 0, 0, 0, 64, &payload);
-    let cuts = [18 + 39, 18 + 40, 18 + 41, 18 + 48, 18 + 55, 18 + 56];
+    // Inside the hop-by-hop header: before its two fixed bytes, with just
+    // them (its next-header byte says 17), one byte short of its end.
+    let cuts = [18 + 39, 18 + 40, 18 + 41, 18 + 42, 18 + 47, 18 + 48, 18 + 55, 18 + 56];
     let frames: Vec<Vec<u8>> = cuts.iter().map(|&n| v6[..n].to_vec()).collect();
     let r = run(&frames);
     assert_eq!(r[0].packet.network, Network::None, "39 bytes of IPv6 header");
-    for (rec, (&n, expected_proto)) in r.iter().zip(cuts.iter().zip([0, 0, 0, 17, 17, 17])).skip(1) {
+    for (rec, (&n, expected_proto)) in r.iter().zip(cuts.iter().zip([0, 0, 0, 0, 0, 17, 17, 17])).skip(1) {
         let Network::Ip(ip) = rec.packet.network else { panic!("cut {n}: IPv6 header complete") };
-        // Until the hop-by-hop header is whole, the walk stops at it.
+        // Until all 8 bytes of the hop-by-hop header are captured the walk
+        // stops at it (protocol 0), even where its next-header byte is there.
         assert_eq!(ip.protocol, expected_proto, "cut {n}");
         assert_eq!(matches!(rec.packet.transport, Transport::Udp { .. }), n == 18 + 56, "cut {n}");
+        assert!(!rec.packet.walk_limited, "cut {n}: a cut is not the walk limit");
     }
+}
+
+/// Extension headers whose length runs past the captured bytes: a whole
+/// frame longer than the snapshot, and frames whose header claims more bytes
+/// than the frame has. The walk stops at such a header; it does not name the
+/// protocol its next-header byte claims.
+#[test]
+fn ipv6_extension_header_longer_than_the_capture_ends_the_walk() {
+    // Destination options of 256 bytes (31 + 1 words): 14 + 40 + 256 > 256 captured.
+    let mut long_opts = vec![17, 31];
+    long_opts.resize(256, 0);
+    long_opts.extend(udp(7, 8, &[]));
+    let mut snapped = eth(0x86dd);
+    ipv6(&mut snapped, 0, 0, 60, 64, &long_opts);
+
+    // Hop-by-hop claiming 64 bytes (7 + 1 words) in a frame that ends 24 bytes into it.
+    let mut short_hbh = vec![17, 7, 1, 4, 0, 0, 0, 0, 1, 6, 0, 0, 0, 0, 0, 0];
+    short_hbh.extend(udp(7, 8, &[]));
+    let mut lying = eth(0x86dd);
+    ipv6(&mut lying, 0, 0, 0, 64, &short_hbh);
+
+    // Authentication header claiming (10 + 2) * 4 = 48 bytes, 24 present.
+    let mut short_ah = vec![17, 10, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0];
+    short_ah.extend(udp(7, 8, &[]));
+    let mut lying_ah = eth(0x86dd);
+    ipv6(&mut lying_ah, 0, 0, 51, 64, &short_ah);
+
+    let r = dissect_frames(&[&snapped, &lying, &lying_ah]).expect("BPF_PROG_TEST_RUN");
+    for (rec, (what, stopped_at)) in r.iter().zip([
+        ("256-byte options, snapped", 60),
+        ("hop-by-hop past the end", 0),
+        ("AH past the end", 51),
+    ]) {
+        let Network::Ip(ip) = rec.packet.network else { panic!("{what}: the IPv6 header is complete") };
+        assert_eq!(ip.protocol, stopped_at, "{what}: the header where the walk stopped");
+        assert_eq!(rec.packet.transport, Transport::None, "{what}: no transport header invented");
+        assert!(!rec.packet.walk_limited, "{what}: not the walk limit");
+    }
+    assert_eq!(r[0].packet.captured, 256);
+    assert_eq!(r[0].packet.len as usize, snapped.len());
 }
 
 #[test]
@@ -405,4 +451,125 @@ fn frame_longer_than_the_snapshot_still_reports_its_length() {
     let p = one(f);
     assert_eq!(p.captured, 256);
     assert_eq!(p.transport, Transport::Udp { src_port: 7, dst_port: 8, length: 1408 });
+}
+
+/// The test entry run as if each frame arrived on device `ifindex` of the
+/// calling thread's namespace: BPF_PROG_TEST_RUN takes the device from
+/// `__sk_buff.ifindex` and runs eth_type_trans() on it, so the frame's first
+/// 14 bytes become the MAC header and skb->protocol whatever the device
+/// (mac_len 14, as GRE in IP mode keeps its outer headers there). What that
+/// cannot make is mac_header == network_header: tests/live_l3.rs does, with
+/// real packets.
+///
+/// `capture::dissect_frames` has no device to give; this loads the same
+/// object the skeleton embeds, with the same single program.
+fn run_on_device(ifindex: u32, frames: &[Vec<u8>]) -> Vec<Record> {
+    use libbpf_rs::{MapCore as _, ObjectBuilder, ProgramInput, RingBufferBuilder};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let mut open = ObjectBuilder::default()
+        .open_file(concat!(env!("OUT_DIR"), "/trapstream.bpf.o"))
+        .expect("open the BPF object");
+    for mut prog in open.progs_mut() {
+        let test_entry = prog.name() == "dissect_test_frame";
+        prog.set_autoload(test_entry);
+    }
+    let obj = open.load().expect("load the test entry");
+    let events = obj.maps().find(|m| m.name() == "events").expect("events map");
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let sink = Rc::clone(&got);
+    let mut builder = RingBufferBuilder::new();
+    builder
+        .add(&events, move |bytes: &[u8]| {
+            sink.borrow_mut().push(trapstream::record::decode(bytes, 0).expect("decodable record"));
+            0
+        })
+        .expect("ring buffer");
+    let ring = builder.build().expect("ring buffer");
+    let prog = obj.progs_mut().find(|p| p.name() == "dissect_test_frame").expect("test entry");
+
+    // struct __sk_buff up to and including ifindex (offset 40); the kernel
+    // zero-fills the rest.
+    let mut records = Vec::new();
+    for frame in frames {
+        let mut ctx = [0u8; 44];
+        ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+        let input = ProgramInput { context_in: Some(&mut ctx), data_in: Some(frame), ..Default::default() };
+        prog.test_run(input).unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN on ifindex {ifindex}: {e}"));
+        ring.consume().expect("consume");
+        let mut one = got.borrow_mut();
+        assert_eq!(one.len(), 1, "one record per run");
+        records.push(one.remove(0));
+    }
+    records
+}
+
+/// A device that does not frame with Ethernet (tun, and tun claiming the types
+/// of ipip, sit, GRE, ip6tnl, ip6gre, raw IP and PPP) gets no Ethernet layer
+/// even with 14 bytes before its network header: the dissector starts at the
+/// network header and takes the protocol from skb->protocol. The same tun
+/// claiming ARPHRD_ETHER, and a veth, decode Ethernet: it is the type that
+/// decides, not the driver.
+#[test]
+fn non_ethernet_devices_get_no_ethernet_layer() {
+    use common::*;
+
+    let ns = Netns::new("dt");
+    let l3_types = [
+        ("none", ARPHRD_NONE),
+        ("tunnel", ARPHRD_TUNNEL),
+        ("sit", ARPHRD_SIT),
+        ("ipgre", ARPHRD_IPGRE),
+        ("tunnel6", ARPHRD_TUNNEL6),
+        ("ip6gre", ARPHRD_IP6GRE),
+        ("rawip", ARPHRD_RAWIP),
+        ("ppp", ARPHRD_PPP),
+    ];
+    let l3: Vec<Tun> = l3_types.iter().map(|(n, t)| Tun::create(&ns, &format!("l3{n}"), Some(*t))).collect();
+    let as_ether = Tun::create(&ns, "l3ether", Some(ARPHRD_ETHER));
+    ns.ip(&["link", "add", "dtveth0", "type", "veth", "peer", "name", "dtveth1"]);
+
+    let v4 = v4_udp_frame();
+    let mut v6 = eth(0x86dd);
+    ipv6(&mut v6, 0x28, 0x12345, 17, 9, &udp(5000, 6000, &[7; 4]));
+    let frames = vec![v4.clone(), v6.clone()];
+    let mut ip4 = v4_ip(17, 40, 0, 64, 0x1234);
+    ip4.dont_fragment = true;
+    let ip6 = v6_ip(17, 12, 0x28, 9, 0x12345);
+
+    ns.in_netns(|| {
+        for (tun, (what, _)) in l3.iter().zip(&l3_types) {
+            let ifindex = ns.ifindex(&tun.name);
+            let r = run_on_device(ifindex, &frames);
+            for (rec, frame) in r.iter().zip(&frames) {
+                assert_eq!(rec.ingress.name.as_str(), tun.name, "{what}");
+                assert_eq!(rec.ingress.ifindex, ifindex, "{what}");
+                assert_eq!(rec.ingress.netns_ino, ns.ino(), "{what}");
+                let p = rec.packet;
+                assert_eq!(p.ethernet, None, "{what}: no Ethernet layer");
+                assert_eq!(p.vlans, [None, None], "{what}");
+                assert_eq!(p.len as usize, frame.len() - 14, "{what}: length from the network header");
+                assert_eq!(p.captured as usize, frame.len() - 14, "{what}");
+            }
+            assert_eq!(r[0].packet.ether_type, 0x0800, "{what}: skb->protocol");
+            assert_eq!(r[0].packet.network, Network::Ip(ip4), "{what}");
+            assert_eq!(r[0].packet.transport, Transport::Udp { src_port: 40000, dst_port: 53, length: 20 });
+            assert_eq!(r[1].packet.ether_type, 0x86dd, "{what}: skb->protocol");
+            assert_eq!(r[1].packet.network, Network::Ip(ip6), "{what}");
+            assert_eq!(r[1].packet.transport, Transport::Udp { src_port: 5000, dst_port: 6000, length: 12 });
+        }
+
+        for dev in [as_ether.name.as_str(), "dtveth0"] {
+            let r = run_on_device(ns.ifindex(dev), &frames);
+            for (rec, frame) in r.iter().zip(&frames) {
+                assert_eq!(rec.ingress.name.as_str(), dev);
+                let p = rec.packet;
+                assert_eq!(p.ethernet, ethernet(), "{dev}: an Ethernet device decodes Ethernet");
+                assert_eq!(p.len as usize, frame.len(), "{dev}: length from the MAC header");
+            }
+            assert_eq!(r[0].packet.network, Network::Ip(ip4), "{dev}");
+            assert_eq!(r[1].packet.network, Network::Ip(ip6), "{dev}");
+        }
+    });
 }

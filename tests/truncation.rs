@@ -107,9 +107,61 @@ fn ipv6_hbh_frag_udp() -> Vec<u8> {
     f
 }
 
-/// The IPv6 next-header chain of `ipv6_hbh_frag_udp`, in walk order: where a
-/// cut stops the walk, the protocol is the header it stopped at.
-const IPV6_CHAIN: [u8; 3] = [0, 44, 17];
+/// Where the headers of an IPv6 frame end, so that the walk position of
+/// every cut is known exactly: a cut stops the walk at the first extension
+/// header not wholly captured, and that header is the protocol reported.
+struct Ipv6Walk {
+    /// Offset of the IPv6 header in the frame.
+    l3: usize,
+    /// The extension headers in walk order: protocol number and end, from `l3`.
+    headers: &'static [(u8, usize)],
+    /// The upper layer: protocol number and where its header ends, from `l3`.
+    upper: (u8, usize),
+}
+
+impl Ipv6Walk {
+    /// The same frame behind `bytes` more bytes of L2 (an 802.1Q tag).
+    fn shifted(&self, bytes: usize) -> Ipv6Walk {
+        Ipv6Walk { l3: self.l3 + bytes, ..*self }
+    }
+
+    /// Protocol numbers in walk order, the upper layer last.
+    fn chain(&self) -> Vec<u8> {
+        self.headers.iter().map(|h| h.0).chain([self.upper.0]).collect()
+    }
+
+    /// Protocol and whether the transport header is there, for the first `n` bytes.
+    fn at(&self, n: usize) -> Option<(u8, bool)> {
+        let have = n.checked_sub(self.l3).filter(|&h| h >= 40)?;
+        let stop = self.headers.iter().find(|&&(_, end)| end > have).map(|h| h.0);
+        Some((stop.unwrap_or(self.upper.0), stop.is_none() && have >= self.upper.1))
+    }
+}
+
+/// `ipv6_hbh_frag_udp`: hop-by-hop [40, 48), fragment [48, 56), UDP [56, 68).
+const HBH_FRAG_UDP: Ipv6Walk = Ipv6Walk { l3: ETH_HLEN, headers: &[(0, 48), (44, 56)], upper: (17, 64) };
+
+/// Destination options of 24 bytes (2 + 1 words) → AH of 24 bytes ((4 + 2)
+/// words of 4) → UDP: headers longer than one unit, so that many cuts fall
+/// inside a header whose length field is captured and runs past the cut.
+fn ipv6_dstopts_ah_udp() -> Vec<u8> {
+    let mut payload = vec![51, 2, 1, 20];
+    payload.resize(24, 0); // PadN fills the options
+    payload.extend_from_slice(&[17, 4, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 1]); // AH: SPI, sequence
+    payload.extend_from_slice(&[0xa5; 12]); // 96-bit ICV
+    payload.extend(udp(4500, 4500, &[1, 2, 3, 4]));
+    let mut f = eth(0x86dd);
+    f.extend_from_slice(&(6u32 << 28).to_be_bytes());
+    f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    f.push(60);
+    f.push(64);
+    f.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(&"2001:db8:ff::2".parse::<Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(&payload);
+    f
+}
+
+const DSTOPTS_AH_UDP: Ipv6Walk = Ipv6Walk { l3: ETH_HLEN, headers: &[(60, 64), (51, 88)], upper: (17, 96) };
 
 fn qinq_ipv4_icmp() -> Vec<u8> {
     let mut f = eth(0x0800);
@@ -168,12 +220,12 @@ fn every_prefix(frame: &[u8], shortest: usize) -> Vec<Record> {
 }
 
 /// The IPv6 walk position a protocol number stands for (None: not in the chain).
-fn chain_index(proto: u8) -> Option<usize> {
-    IPV6_CHAIN.iter().position(|&p| p == proto)
+fn chain_index(chain: &[u8], proto: u8) -> Option<usize> {
+    chain.iter().position(|&p| p == proto)
 }
 
 /// What a prefix decoded must be what the whole frame decodes, layer by layer.
-fn assert_nothing_invented(cut: &Packet, full: &Packet, n: usize) {
+fn assert_nothing_invented(cut: &Packet, full: &Packet, n: usize, chain: &[u8]) {
     if cut.ethernet.is_some() {
         assert_eq!(cut.ethernet, full.ethernet, "{n}: ethernet");
     }
@@ -206,7 +258,11 @@ fn assert_nothing_invented(cut: &Packet, full: &Packet, n: usize) {
             }
             if a.protocol != b.protocol {
                 // Only an IPv6 walk cut short reports a header before the last.
-                assert!(a.src.is_ipv6() && chain_index(a.protocol).is_some(), "{n}: protocol {}", a.protocol);
+                assert!(
+                    a.src.is_ipv6() && chain_index(chain, a.protocol).is_some(),
+                    "{n}: protocol {}",
+                    a.protocol
+                );
                 assert_eq!(cut.transport, Transport::None, "{n}: transport before the walk's end");
             }
         }
@@ -220,10 +276,13 @@ fn assert_nothing_invented(cut: &Packet, full: &Packet, n: usize) {
 
 /// The whole story for one frame; `expect_full` pins what the whole frame
 /// decodes to, so that the comparisons have a right answer to compare with.
-fn check(frame: &[u8], shortest: usize, expect_full: impl Fn(&Packet)) {
+/// For an IPv6 frame `walk` says where each header ends, and every cut's
+/// protocol and transport are checked against it exactly.
+fn check(frame: &[u8], shortest: usize, walk: Option<&Ipv6Walk>, expect_full: impl Fn(&Packet)) {
     let records = every_prefix(frame, shortest);
     let full = records.last().expect("at least the whole frame").packet;
     expect_full(&full);
+    let chain = walk.map(Ipv6Walk::chain).unwrap_or_default();
     let mut previous: Option<(usize, u32, Option<usize>)> = None;
     for (rec, n) in records.iter().zip(shortest..) {
         let Origin::Skb(drop) = rec.origin else { panic!("{n}: not an skb record: {rec:?}") };
@@ -231,10 +290,17 @@ fn check(frame: &[u8], shortest: usize, expect_full: impl Fn(&Packet)) {
         let p = &rec.packet;
         assert_eq!(p.captured as usize, n, "{n}: captured");
         assert_eq!(p.len as usize, n, "{n}: frame length");
-        assert_nothing_invented(p, &full, n);
+        assert_nothing_invented(p, &full, n, &chain);
+        if let Some(w) = walk {
+            let got = match p.network {
+                Network::Ip(ip) => Some((ip.protocol, p.transport != Transport::None)),
+                _ => None,
+            };
+            assert_eq!(got, w.at(n), "{n}: IPv6 walk (protocol, transport) at {} bytes of L3", n - w.l3);
+        }
         let bits = layers(p);
         let walk = match p.network {
-            Network::Ip(ip) if ip.src.is_ipv6() => chain_index(ip.protocol),
+            Network::Ip(ip) if ip.src.is_ipv6() => chain_index(&chain, ip.protocol),
             _ => None,
         };
         if let Some((m, before, before_walk)) = previous {
@@ -273,25 +339,36 @@ fn expect_ipv6(p: &Packet) {
 
 #[test]
 fn ipv4_udp_every_prefix() {
-    check(&ipv4_udp(), MIN_IPV4, expect_ipv4_udp);
-    check(&single_tag(&ipv4_udp()), MIN_L2, expect_ipv4_udp);
+    check(&ipv4_udp(), MIN_IPV4, None, expect_ipv4_udp);
+    check(&single_tag(&ipv4_udp()), MIN_L2, None, expect_ipv4_udp);
 }
 
 #[test]
 fn ipv4_tcp_with_options_every_prefix() {
-    check(&ipv4_tcp_options(), MIN_IPV4, expect_ipv4_tcp);
-    check(&single_tag(&ipv4_tcp_options()), MIN_L2, expect_ipv4_tcp);
+    check(&ipv4_tcp_options(), MIN_IPV4, None, expect_ipv4_tcp);
+    check(&single_tag(&ipv4_tcp_options()), MIN_L2, None, expect_ipv4_tcp);
 }
 
 #[test]
 fn ipv6_hop_by_hop_fragment_udp_every_prefix() {
-    check(&ipv6_hbh_frag_udp(), MIN_IPV6, expect_ipv6);
-    check(&single_tag(&ipv6_hbh_frag_udp()), MIN_L2, expect_ipv6);
+    check(&ipv6_hbh_frag_udp(), MIN_IPV6, Some(&HBH_FRAG_UDP), expect_ipv6);
+    check(&single_tag(&ipv6_hbh_frag_udp()), MIN_L2, Some(&HBH_FRAG_UDP.shifted(4)), expect_ipv6);
+}
+
+#[test]
+fn ipv6_destination_options_ah_udp_every_prefix() {
+    let expect = |p: &Packet| {
+        let ip = ip(p);
+        assert_eq!((ip.protocol, ip.length, ip.id, ip.fragment), (17, 60, None, None));
+        assert_eq!(p.transport, Transport::Udp { src_port: 4500, dst_port: 4500, length: 12 });
+    };
+    check(&ipv6_dstopts_ah_udp(), MIN_IPV6, Some(&DSTOPTS_AH_UDP), expect);
+    check(&single_tag(&ipv6_dstopts_ah_udp()), MIN_L2, Some(&DSTOPTS_AH_UDP.shifted(4)), expect);
 }
 
 #[test]
 fn qinq_ipv4_every_prefix() {
-    check(&qinq_ipv4_icmp(), MIN_L2, |p| {
+    check(&qinq_ipv4_icmp(), MIN_L2, None, |p| {
         assert_eq!(p.vlans.map(|v| v.map(|v| (v.tpid, v.vid))), [Some((0x88a8, 4000)), Some((0x8100, 20))]);
         assert_eq!(p.ether_type, 0x0800);
         assert_eq!(ip(p).protocol, 1);
@@ -301,7 +378,7 @@ fn qinq_ipv4_every_prefix() {
 
 #[test]
 fn arp_every_prefix() {
-    check(&arp_request(), MIN_L2, |p| {
+    check(&arp_request(), MIN_L2, None, |p| {
         let Network::Arp(arp) = p.network else { panic!("whole frame: no ARP layer: {:?}", p.network) };
         assert_eq!(
             (arp.operation, arp.sender_ip.octets(), arp.target_ip.octets()),

@@ -346,3 +346,78 @@ fn taxonomy_overrides_replace_the_built_in_texts() {
     assert_eq!(v["message"], "neighMiss");
     assert_eq!(v["description"], "Validate ARP table for the neighbor/next hop", "not overridden");
 }
+
+/// A kernel drop on a tun device (no Ethernet header): the record has no
+/// Ethernet layer in any format, and its length counts from the IP header.
+fn l3_udp_drop() -> Record {
+    let mut rec = udp_skb_drop();
+    rec.ingress = Ingress { name: FixedStr::new("tun0"), ifindex: 7, netns_ino: 4026532177 };
+    rec.packet = Packet {
+        len: 41,
+        captured: 41,
+        ethernet: None,
+        vlans: [None, None],
+        ether_type: 0x0800,
+        network: Network::Ip(Ip {
+            src: "10.99.1.2".parse().unwrap(),
+            dst: "10.99.1.1".parse().unwrap(),
+            protocol: 17,
+            length: 41,
+            tos: 0,
+            ttl: 61,
+            id: Some(0x1234),
+            fragment: None,
+            dont_fragment: true,
+            flow_label: None,
+        }),
+        transport: Transport::Udp { src_port: 33333, dst_port: 41001, length: 21 },
+        walk_limited: false,
+    };
+    rec
+}
+
+#[test]
+fn records_without_an_ethernet_header_have_no_ethernet_layer() {
+    let rec = l3_udp_drop();
+    assert_eq!(
+        encode(Format::Json, &rec),
+        concat!(
+            r#"{"deviceIP":"10.5.1.101","ingressPort":"tun0","#,
+            r#""description":"Packet dropped by the Linux network stack; see skbDropReason (enum skb_drop_reason)","#,
+            r#""severity":"Notice","dropType":"kernel","dropReason":"UNKNOWN_2","#,
+            r#""timestamp":"1611931294.010481600","message":"kernelDrop","#,
+            r#""packet":{"packetType":"TRANSPORT","#,
+            r#""IP":{"srcIp":"10.99.1.2","dstIp":"10.99.1.1","protocol":17,"protocolName":"17 (udp)","length":41,"tos":0,"ttl":61,"version":4,"id":4660,"dontFragment":true},"#,
+            r#""TRANSPORT":{"srcPort":33333,"dstPort":41001,"srcPortName":"33333 (unknown)","dstPortName":"41001 (unknown)","udpLength":21},"#,
+            r#""length":41},"#,
+            r#""source":"skb","ingressIfIndex":7,"netnsIno":4026532177,"skbDropReason":"UNKNOWN_2"}"#
+        )
+    );
+    assert_eq!(
+        encode(Format::Influx, &rec),
+        concat!(
+            r"DroppedPackets,description=Packet\ dropped\ by\ the\ Linux\ network\ stack;\ see\ skbDropReason\ (enum\ skb_drop_reason),",
+            r"deviceIP=10.5.1.101,dropReason=UNKNOWN_2,dropType=kernel,ingressPort=tun0,message=kernelDrop,",
+            r"packet_ip_srcIp=10.99.1.2,packet_packetType=transport,packet_transport_dstPort=41001,severity=Notice,",
+            r"skbDropReason=UNKNOWN_2,source=skb ",
+            r#"ingressIfIndex=7i,netnsIno=4026532177i,packet_ip_dontFragment=true,packet_ip_dstIp="10.99.1.1","#,
+            r#"packet_ip_id=4660i,packet_ip_length=41i,packet_ip_protocol=17i,packet_ip_protocolName="17 (udp)","#,
+            r#"packet_ip_tos=0i,packet_ip_ttl=61i,packet_ip_version=4i,packet_length=41i,"#,
+            r#"packet_transport_dstPortName="41001 (unknown)",packet_transport_srcPort=33333i,"#,
+            r#"packet_transport_srcPortName="33333 (unknown)",packet_transport_udpLength=21i,"#,
+            r#"timestamp="1611931294.010481600" 1611931294010481600"#
+        )
+    );
+    assert_eq!(
+        encode(Format::Text, &rec),
+        "1611931294.010481600 tun0 kernelDrop UNKNOWN_2 [Notice] udp 10.99.1.2:33333 > 10.99.1.1:41001 ttl 61 len 41"
+    );
+
+    // Nothing decodable after the network header's start: the type says so, not "ETHERNET".
+    let mut bare = rec;
+    bare.packet.network = Network::None;
+    bare.packet.transport = Transport::None;
+    let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &bare)).unwrap();
+    assert_eq!(v["packet"], serde_json::json!({"packetType": "NONE", "length": 41}));
+    assert!(!encode(Format::Influx, &bare).contains("packet_ethernet"));
+}

@@ -370,3 +370,252 @@ impl Drop for TempConfig {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// A network namespace of its own, loopback up; removed on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("ts{}{tag}{n}", std::process::id() % 60000);
+        let _ = Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
+        run(&["ip", "netns", "add", &name]);
+        run(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        Netns { name }
+    }
+
+    /// `ip -n NAME args...`, which must succeed.
+    pub fn ip(&self, args: &[&str]) {
+        let mut cmd = vec!["ip", "-n", &self.name];
+        cmd.extend_from_slice(args);
+        run(&cmd);
+    }
+
+    /// A sysctl inside the namespace.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        run(&["ip", "netns", "exec", &self.name, "sysctl", "-qw", &format!("{key}={value}")]);
+    }
+
+    pub fn ino(&self) -> u32 {
+        Hosts::netns_ino(&self.name)
+    }
+
+    pub fn ifindex(&self, dev: &str) -> u32 {
+        Hosts::ifindex(&self.name, dev)
+    }
+
+    pub fn in_netns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        Hosts::in_netns(&self.name, f)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// ARPHRD_* device types (include/uapi/linux/if_arp.h).
+pub const ARPHRD_ETHER: u16 = 1;
+pub const ARPHRD_PPP: u16 = 512;
+pub const ARPHRD_RAWIP: u16 = 519;
+pub const ARPHRD_TUNNEL: u16 = 768;
+pub const ARPHRD_TUNNEL6: u16 = 769;
+pub const ARPHRD_SIT: u16 = 776;
+pub const ARPHRD_IPGRE: u16 = 778;
+pub const ARPHRD_IP6GRE: u16 = 823;
+pub const ARPHRD_NONE: u16 = 0xfffe;
+
+/// A tun device (IFF_TUN | IFF_NO_PI) in a namespace, held open by this
+/// process: what is written to `file` is received on the device, what the
+/// device transmits can be read from it. Gone when dropped with its namespace.
+pub struct Tun {
+    pub file: File,
+    pub name: String,
+}
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETLINK: libc::c_ulong = 0x4004_54cd;
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_NO_PI: libc::c_short = 0x1000;
+
+impl Tun {
+    /// Create `name` in `ns`; with `link_type`, the device claims that ARPHRD
+    /// type (TUNSETLINK, before it is up), as ipip, sit or GRE devices do.
+    pub fn create(ns: &Netns, name: &str, link_type: Option<u16>) -> Tun {
+        assert!(name.len() < 16, "interface name too long: {name}");
+        let file = ns.in_netns(|| {
+            // The device is created in the namespace of the opener.
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/net/tun")
+                .expect("open /dev/net/tun");
+            let mut ifr = [0u8; 40];
+            ifr[..name.len()].copy_from_slice(name.as_bytes());
+            ifr[16..18].copy_from_slice(&(IFF_TUN | IFF_NO_PI).to_ne_bytes());
+            // SAFETY: TUNSETIFF reads and writes a struct ifreq (40 bytes) we own.
+            let rc = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, ifr.as_mut_ptr()) };
+            assert_eq!(rc, 0, "TUNSETIFF {name}: {}", std::io::Error::last_os_error());
+            if let Some(t) = link_type {
+                // SAFETY: TUNSETLINK takes the type by value.
+                let rc = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETLINK, libc::c_ulong::from(t)) };
+                assert_eq!(rc, 0, "TUNSETLINK {name} {t}: {}", std::io::Error::last_os_error());
+            }
+            file
+        });
+        Tun { file, name: name.to_string() }
+    }
+
+    /// Receive one IP packet on the device.
+    pub fn inject(&self, packet: &[u8]) {
+        use std::io::Write as _;
+        let n = (&self.file).write(packet).expect("write to tun");
+        assert_eq!(n, packet.len(), "short write to tun");
+    }
+}
+
+/// The Internet checksum of `data` (RFC 1071), starting from `sum`.
+pub fn inet_checksum(data: &[u8], mut sum: u32) -> u16 {
+    for chunk in data.chunks(2) {
+        let word = u16::from_be_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]);
+        sum += u32::from(word);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A UDP datagram from `src` to `dst` in an IP header of its own family, with
+/// valid checksums (the kernel checks them before it looks for a socket).
+pub fn ip_udp_packet(
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    ttl: u8,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    use std::net::IpAddr;
+    let udp_len = (8 + payload.len()) as u16;
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&sport.to_be_bytes());
+    udp.extend_from_slice(&dport.to_be_bytes());
+    udp.extend_from_slice(&udp_len.to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(payload);
+    let mut pseudo = Vec::new();
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            pseudo.extend_from_slice(&s.octets());
+            pseudo.extend_from_slice(&d.octets());
+            pseudo.extend_from_slice(&[0, 17]);
+            pseudo.extend_from_slice(&udp_len.to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            pseudo.extend_from_slice(&s.octets());
+            pseudo.extend_from_slice(&d.octets());
+            pseudo.extend_from_slice(&u32::from(udp_len).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, 17]);
+        }
+        _ => panic!("mixed address families"),
+    }
+    pseudo.extend_from_slice(&udp);
+    let sum = match inet_checksum(&pseudo, 0) {
+        0 => 0xffff, // 0 means "no checksum" in UDP
+        s => s,
+    };
+    udp[6..8].copy_from_slice(&sum.to_be_bytes());
+
+    let mut p = Vec::new();
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            p.extend_from_slice(&[0x45, 0]);
+            p.extend_from_slice(&(20 + udp_len).to_be_bytes());
+            p.extend_from_slice(&[0x12, 0x34, 0x40, 0]); // id 0x1234, DF
+            p.extend_from_slice(&[ttl, 17, 0, 0]);
+            p.extend_from_slice(&s.octets());
+            p.extend_from_slice(&d.octets());
+            let sum = inet_checksum(&p, 0);
+            p[10..12].copy_from_slice(&sum.to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            p.extend_from_slice(&(6u32 << 28).to_be_bytes());
+            p.extend_from_slice(&udp_len.to_be_bytes());
+            p.extend_from_slice(&[17, ttl]);
+            p.extend_from_slice(&s.octets());
+            p.extend_from_slice(&d.octets());
+        }
+        _ => unreachable!(),
+    }
+    p.extend_from_slice(&udp);
+    p
+}
+
+/// A command that must succeed.
+pub fn run_cmd(cmd: &[&str]) {
+    run(cmd);
+}
+
+pub fn mac_bytes(mac: &str) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    for (o, part) in m.iter_mut().zip(mac.split(':')) {
+        *o = u8::from_str_radix(part, 16).expect("hex MAC");
+    }
+    m
+}
+
+impl Hosts {
+    /// Write one whole Ethernet frame onto A's end of the veth: B receives
+    /// exactly these bytes.
+    pub fn send_frame(&self, frame: &[u8]) {
+        send_frame(&self.ns_a, &self.dev_a, frame);
+    }
+}
+
+/// Write one whole Ethernet frame onto `dev` in namespace `ns` (AF_PACKET).
+pub fn send_frame(ns: &str, dev: &str, frame: &[u8]) {
+    let ether_type = u16::from_be_bytes([frame[12], frame[13]]);
+    packet_send(ns, dev, libc::SOCK_RAW, ether_type, frame);
+}
+
+/// Hand one network-layer packet of `ether_type` to `dev` in namespace `ns`
+/// to transmit, as a device without link-layer header (ipip, sit) takes it.
+pub fn send_l3(ns: &str, dev: &str, ether_type: u16, packet: &[u8]) {
+    packet_send(ns, dev, libc::SOCK_DGRAM, ether_type, packet);
+}
+
+fn packet_send(ns: &str, dev: &str, kind: libc::c_int, ether_type: u16, frame: &[u8]) {
+    let ifindex = Hosts::ifindex(ns, dev);
+    let proto = ether_type.to_be();
+    Hosts::in_netns(ns, || {
+        // SAFETY: a socket we own, a zeroed sockaddr_ll filled in, a buffer
+        // and length from a slice; the fd is closed before return.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, kind, 0);
+            assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_protocol = proto;
+            addr.sll_ifindex = ifindex as i32;
+            if kind == libc::SOCK_RAW {
+                addr.sll_halen = 6;
+                addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+            }
+            let n = libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            );
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            assert_eq!(n, frame.len() as isize, "AF_PACKET send on {dev}: {err}");
+        }
+    });
+}
