@@ -88,6 +88,13 @@ fn expected_packet(s: &Sent, ethernet: Option<Value>, got: &Value) -> Value {
     packet
 }
 
+/// Where the kernel reported a drop: on the port the packet came in by, or
+/// (forwarded) on the way out, with the way in known by its ifindex only.
+enum Port<'a> {
+    In(&'a str, u32),
+    Out { ingress_ifindex: u32, egress: (&'a str, u32) },
+}
+
 /// The record of each sent datagram, matched by destination port: exactly
 /// one each, every field as expected, nothing else from the namespace with
 /// that reason.
@@ -95,7 +102,7 @@ fn assert_records(
     all: &[Value],
     netns: u32,
     reason: &str,
-    dev: (&str, u32),
+    port: Port<'_>,
     sent: &[Sent],
     ethernet: Option<Value>,
 ) {
@@ -108,8 +115,19 @@ fn assert_records(
         assert!(found.next().is_none(), "two records for port {}", s.dport);
         assert_eq!(r["packet"], expected_packet(s, ethernet.clone(), r), "record {r:#}");
         assert!(r["packet"].get("ETHERNET").is_some() == ethernet.is_some());
-        assert_eq!(r["ingressPort"], dev.0, "{r}");
-        assert_eq!(r["ingressIfIndex"], dev.1, "{r}");
+        match port {
+            Port::In(name, ifindex) => {
+                assert_eq!(r["ingressPort"], name, "{r}");
+                assert_eq!(r["ingressIfIndex"], ifindex, "{r}");
+                assert!(r.get("egressPort").is_none() && r.get("egressIfIndex").is_none(), "{r}");
+            }
+            Port::Out { ingress_ifindex, egress } => {
+                assert_eq!(r["ingressPort"], "N/A", "{r}");
+                assert_eq!(r["ingressIfIndex"], ingress_ifindex, "{r}");
+                assert_eq!(r["egressPort"], egress.0, "{r}");
+                assert_eq!(r["egressIfIndex"], egress.1, "{r}");
+            }
+        }
         assert_eq!(r["netnsIno"], netns);
         assert_eq!(r["source"], "skb");
         assert_eq!(r["message"], "kernelDrop");
@@ -161,7 +179,7 @@ fn tun_receive_ipv4_to_closed_ports() {
             id: Some(0x1234),
         })
         .collect();
-    assert_records(&all, ns.ino(), "NO_SOCKET", ("l3tun4", ns.ifindex("l3tun4")), &sent, None);
+    assert_records(&all, ns.ino(), "NO_SOCKET", Port::In("l3tun4", ns.ifindex("l3tun4")), &sent, None);
 }
 
 /// Received on tun, IPv6.
@@ -184,7 +202,7 @@ fn tun_receive_ipv6_to_closed_ports() {
             id: None,
         })
         .collect();
-    assert_records(&all, ns.ino(), "NO_SOCKET", ("l3tun6", ns.ifindex("l3tun6")), &sent, None);
+    assert_records(&all, ns.ino(), "NO_SOCKET", Port::In("l3tun6", ns.ifindex("l3tun6")), &sent, None);
 }
 
 /// Transmitted on tun: received on one tun, forwarded out of another whose
@@ -216,7 +234,8 @@ fn tun_transmit_dropped_by_its_qdisc() {
             id: Some(0x1234),
         })
         .collect();
-    assert_records(&all, ns.ino(), "QDISC_DROP", ("l3out", ns.ifindex("l3out")), &sent, None);
+    let out = Port::Out { ingress_ifindex: ns.ifindex("l3in"), egress: ("l3out", ns.ifindex("l3out")) };
+    assert_records(&all, ns.ino(), "QDISC_DROP", out, &sent, None);
 }
 
 /// Received on tun and forwarded to an Ethernet device (veth) whose
@@ -250,7 +269,8 @@ fn forwarded_from_tun_to_ethernet_dropped_before_a_header_is_pushed() {
             id: Some(0x1234),
         })
         .collect();
-    assert_records(&all, ns.ino(), "NEIGH_FAILED", ("l3v0", ns.ifindex("l3v0")), &sent, None);
+    let out = Port::Out { ingress_ifindex: ns.ifindex("l3fwd"), egress: ("l3v0", ns.ifindex("l3v0")) };
+    assert_records(&all, ns.ino(), "NEIGH_FAILED", out, &sent, None);
 }
 
 /// The Ethernet case beside them: frames that A writes onto its veth
@@ -281,8 +301,8 @@ fn veth_receive_still_decodes_ethernet() {
         [Sent { src: &hosts.v4_a, dst: &hosts.v4_b, ttl: 52, sport: 37777, dport: 45001, id: Some(0x1234) }];
     let sent6 = [Sent { src: &hosts.v6_a, dst: &hosts.v6_b, ttl: 53, sport: 37777, dport: 45002, id: None }];
     let (r4, r6): (Vec<Value>, Vec<Value>) = all.into_iter().partition(|r| r["packet"]["IP"]["version"] == 4);
-    assert_records(&r4, netns, "NO_SOCKET", dev, &sent4, Some(eth(0x0800)));
-    assert_records(&r6, netns, "NO_SOCKET", dev, &sent6, Some(eth(0x86dd)));
+    assert_records(&r4, netns, "NO_SOCKET", Port::In(dev.0, dev.1), &sent4, Some(eth(0x0800)));
+    assert_records(&r6, netns, "NO_SOCKET", Port::In(dev.0, dev.1), &sent6, Some(eth(0x86dd)));
 }
 
 /// A tunnel that carries Ethernet (vxlan, ARPHRD_ETHER) between A and B over
@@ -321,7 +341,14 @@ fn vxlan_receive_decodes_the_inner_ethernet_header() {
     let sent =
         [Sent { src: "10.98.0.1", dst: "10.98.0.2", ttl: 44, sport: 38888, dport: 46001, id: Some(0x1234) }];
     let netns = Hosts::netns_ino(&hosts.ns_b);
-    assert_records(&all, netns, "NO_SOCKET", ("l3vx", Hosts::ifindex(&hosts.ns_b, "l3vx")), &sent, Some(eth));
+    assert_records(
+        &all,
+        netns,
+        "NO_SOCKET",
+        Port::In("l3vx", Hosts::ifindex(&hosts.ns_b, "l3vx")),
+        &sent,
+        Some(eth),
+    );
 }
 
 /// Two namespaces joined by veth with an L3 tunnel of `kind` over it, `inner`
@@ -360,7 +387,7 @@ fn ipip_receive_ipv4_to_a_closed_port() {
     let sent =
         [Sent { src: "10.96.0.1", dst: "10.96.0.2", ttl: 45, sport: 39999, dport: 47001, id: Some(0x1234) }];
     let netns = Hosts::netns_ino(&hosts.ns_b);
-    assert_records(&all, netns, "NO_SOCKET", (dev, Hosts::ifindex(&hosts.ns_b, dev)), &sent, None);
+    assert_records(&all, netns, "NO_SOCKET", Port::In(dev, Hosts::ifindex(&hosts.ns_b, dev)), &sent, None);
 }
 
 /// IPv6 in IPv4 (sit) between A and B: the inner IPv6 datagram dropped on
@@ -376,5 +403,5 @@ fn sit_receive_ipv6_to_a_closed_port() {
     let all = records(ts);
     let sent = [Sent { src: "fd00:96::1", dst: "fd00:96::2", ttl: 46, sport: 39998, dport: 47002, id: None }];
     let netns = Hosts::netns_ino(&hosts.ns_b);
-    assert_records(&all, netns, "NO_SOCKET", (dev, Hosts::ifindex(&hosts.ns_b, dev)), &sent, None);
+    assert_records(&all, netns, "NO_SOCKET", Port::In(dev, Hosts::ifindex(&hosts.ns_b, dev)), &sent, None);
 }
