@@ -201,6 +201,22 @@ static __always_inline bool verdict_filters_out(__u32 kind, struct ts_filter_key
 	return verdict && (*verdict & TS_FILTER_EXCLUDE);
 }
 
+/* The filter key to fill, zeroed and of `kind`; NULL when no filter of the kind is configured. */
+static __always_inline struct ts_filter_key *filter_key(__u32 kind)
+{
+	__u32 zero = 0;
+	struct ts_filter_key *key;
+
+	if (!(filter_kinds & (1u << kind)))
+		return 0;
+	key = bpf_map_lookup_elem(&filter_scratch, &zero);
+	if (!key)
+		return 0;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->kind = kind;
+	return key;
+}
+
 /*
  * True when a filter of this kind says to skip the packet. `name` is a kernel
  * string (NULL reads as the empty name); the lookups compile away when no
@@ -208,16 +224,10 @@ static __always_inline bool verdict_filters_out(__u32 kind, struct ts_filter_key
  */
 static __always_inline bool filtered_out(__u32 kind, const char *name)
 {
-	__u32 zero = 0;
-	struct ts_filter_key *key;
+	struct ts_filter_key *key = filter_key(kind);
 
-	if (!(filter_kinds & (1u << kind)))
-		return false;
-	key = bpf_map_lookup_elem(&filter_scratch, &zero);
 	if (!key)
 		return false;
-	__builtin_memset(key, 0, sizeof(*key));
-	key->kind = kind;
 	if (name)
 		bpf_probe_read_kernel_str(key->name, sizeof(key->name), name);
 	return verdict_filters_out(kind, key);
@@ -225,16 +235,10 @@ static __always_inline bool filtered_out(__u32 kind, const char *name)
 
 static __always_inline bool filtered_out_u32(__u32 kind, __u32 value)
 {
-	__u32 zero = 0;
-	struct ts_filter_key *key;
+	struct ts_filter_key *key = filter_key(kind);
 
-	if (!(filter_kinds & (1u << kind)))
-		return false;
-	key = bpf_map_lookup_elem(&filter_scratch, &zero);
 	if (!key)
 		return false;
-	__builtin_memset(key, 0, sizeof(*key));
-	key->kind = kind;
 	__builtin_memcpy(key->name, &value, sizeof(value));
 	return verdict_filters_out(kind, key);
 }

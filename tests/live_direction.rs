@@ -18,39 +18,18 @@ fn run(args: &[&str]) {
     assert!(status.success(), "{args:?}: {status}");
 }
 
+fn nft(ns: &str, args: &[&str]) {
+    let mut command = vec!["ip", "netns", "exec", ns, "nft"];
+    command.extend_from_slice(args);
+    run(&command);
+}
+
 /// Drop UDP to ports `lo..=hi` in `ns`'s postrouting hook: after routing,
 /// with skb->dev already the way out.
 fn drop_on_the_way_out(ns: &str, lo: u16, hi: u16) {
-    run(&["ip", "netns", "exec", ns, "nft", "add", "table", "inet", "ts"]);
-    run(&[
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "nft",
-        "add",
-        "chain",
-        "inet",
-        "ts",
-        "out",
-        "{ type filter hook postrouting priority 0 ; }",
-    ]);
-    run(&[
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "nft",
-        "add",
-        "rule",
-        "inet",
-        "ts",
-        "out",
-        "udp",
-        "dport",
-        &format!("{lo}-{hi}"),
-        "drop",
-    ]);
+    nft(ns, &["add", "table", "inet", "ts"]);
+    nft(ns, &["add", "chain", "inet", "ts", "out", "{ type filter hook postrouting priority 0 ; }"]);
+    nft(ns, &["add", "rule", "inet", "ts", "out", "udp", "dport", &format!("{lo}-{hi}"), "drop"]);
 }
 
 /// JSON records of NETFILTER_DROP drops in namespace `ns`, after `traffic`.
