@@ -405,3 +405,60 @@ fn sit_receive_ipv6_to_a_closed_port() {
     let netns = Hosts::netns_ino(&hosts.ns_b);
     assert_records(&all, netns, "NO_SOCKET", Port::In(dev, Hosts::ifindex(&hosts.ns_b, dev)), &sent, None);
 }
+
+/// IPv6 in IPv4 (protocol 41) received on tun by a kernel with no sit
+/// driver to take it apart: dropped as an unknown protocol. The record is the
+/// outer IPv4 header as it was, no Ethernet layer, and no transport layer
+/// read out of the inner IPv6 header. (With a sit driver the inner datagram
+/// is dropped on the sit device instead: `ipv6_in_ipv4_sit_tunnel`.)
+#[test]
+fn ipv6_in_ipv4_on_tun_is_reported_as_its_outer_header() {
+    use std::net::Ipv4Addr;
+    let ns = Netns::new("l3e");
+    let tun = tun_with(&ns, "l3tun41", "10.99.7.1", 24);
+    let (ts, _cfg) = watch(&ns.name);
+    let inner = common::ip_udp_packet(
+        "fd00:99:7::2".parse().expect("v6"),
+        "fd00:99:7::1".parse().expect("v6"),
+        64,
+        37777,
+        45001,
+        &[0x5a; PAYLOAD],
+    );
+    let (src, dst) = (Ipv4Addr::new(10, 99, 7, 2), Ipv4Addr::new(10, 99, 7, 1));
+    let total = (20 + inner.len()) as u16;
+    for id in [0x4101u16, 0x4102, 0x4103] {
+        let mut p = vec![0x45, 0];
+        p.extend_from_slice(&total.to_be_bytes());
+        p.extend_from_slice(&id.to_be_bytes());
+        p.extend_from_slice(&[0x40, 0, 55, 41, 0, 0]);
+        p.extend_from_slice(&src.octets());
+        p.extend_from_slice(&dst.octets());
+        let sum = common::inet_checksum(&p, 0);
+        p[10..12].copy_from_slice(&sum.to_be_bytes());
+        p.extend_from_slice(&inner);
+        tun.inject(&p);
+    }
+    let all = records(ts);
+    let ours: Vec<&Value> =
+        all.iter().filter(|r| r["netnsIno"] == ns.ino() && r["packet"]["IP"]["protocol"] == 41).collect();
+    assert_eq!(ours.len(), 3, "{all:#?}");
+    for (r, id) in ours.iter().zip([0x4101u16, 0x4102, 0x4103]) {
+        assert_eq!(r["skbDropReason"], "IP_NOPROTO", "{r}");
+        assert_eq!(r["ingressPort"], "l3tun41", "{r}");
+        assert_eq!(r["ingressIfIndex"], ns.ifindex("l3tun41"), "{r}");
+        assert_eq!(
+            r["packet"],
+            json!({
+                "packetType": "IP",
+                "IP": {
+                    "srcIp": "10.99.7.2", "dstIp": "10.99.7.1", "protocol": 41,
+                    "protocolName": r["packet"]["IP"]["protocolName"], "length": total,
+                    "tos": 0, "ttl": 55, "version": 4, "id": id, "dontFragment": true,
+                },
+                "length": total,
+            }),
+            "{r:#}"
+        );
+    }
+}
