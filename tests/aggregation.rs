@@ -170,3 +170,35 @@ fn two_cpus_counting_into_one_key_lose_nothing() {
     assert_eq!(flows.overflow_records, 0);
     assert_conservation(&final_stats, total);
 }
+
+/// A packet that finds no room in the table and then no room in the ring
+/// buffer is lost once: counted in ring_lost, not also in overflow. A
+/// four-key table and a one-page ring under a flood of many flows make both
+/// happen; the identity seen - filtered = aggregated + overflow + ring_lost
+/// + rate_limited (and the rest of the ledger, checked by stop()) holds.
+#[test]
+fn overflow_that_finds_the_ring_full_is_counted_once() {
+    let hosts = Hosts::new();
+    let cfg = config_for(&hosts, "unique_interval = 30\nlru_size = 4\nring_size = 4096");
+    let ts = Trapstream::start(&["--config", cfg.arg()]);
+    let sock = hosts.socket_in_a();
+    let ports: Vec<u16> = (0..20).map(|i| 39500 + i).collect();
+    let sent = hosts.udp_flood(&sock, &hosts.v4_b, &ports, 300, PAYLOAD, None);
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, stdout, final_stats) = ts.stop();
+    assert_eq!(status, 0);
+    let c = |name: &str| counter(&final_stats, name);
+    assert!(c("ring_lost") > 0 && c("overflow") > 0, "both must happen: {final_stats}");
+    assert_eq!(c("seen") - c("filtered"), sent, "{final_stats}");
+    assert_eq!(
+        c("seen") - c("filtered"),
+        c("aggregated") + c("overflow") + c("ring_lost") + c("rate_limited"),
+        "{final_stats}"
+    );
+    let flows = flows_in(&stdout, sock.local_addr().expect("addr").port());
+    assert_eq!(
+        flows.overflow_records as u64,
+        c("overflow"),
+        "every overflow counted was emitted: {final_stats}"
+    );
+}
