@@ -371,6 +371,17 @@ fn check_kernel(version: &str) {
         "{version}: only the kernel drops of lo and {port}: {drops:?}"
     );
     assert_eq!(to_ports(&recs, 7201..=7203).len(), 3, "{version}: {stats}");
+
+    let stats = final_stats(&dir, "filter_names");
+    let recs = records(&dir, "filter_names");
+    let traps: Vec<Value> = recs.iter().filter(|r| r["source"] == "devlink").cloned().collect();
+    let expected: BTreeMap<String, u64> = reported(&dir, "filter_names")
+        .into_iter()
+        .filter(|(n, _)| n != "fid_miss" && !control.contains(n.as_str()))
+        .collect();
+    assert!(!expected.is_empty(), "{version}: traps besides fid_miss in the window");
+    assert_eq!(per_trap(&traps), expected, "{version}: all but the excluded trap; {stats}");
+    assert_eq!(to_ports(&recs, 7301..=7303).len(), 3, "{version}: every kernel drop; {stats}");
 }
 
 #[test]

@@ -122,4 +122,10 @@ echo "$1" > "$R/filter_port"
 printf '[filters]\ninclude_ports = ["%s", "lo"]\n' "$1" > /tmp/ports.toml
 DURING="skb_drops 7201 7202 7203"
 run filter_ports 1.5 --stdout --source all -c /tmp/ports.toml
+# A trap-name list judges traps only; a netns list judges both (here the
+# initial namespace, where the ports and lo are).
+printf '[filters]\nexclude_trap_names = ["fid_miss"]\ninclude_netns = [%s]\n' \
+	"$(stat -L -c %i /proc/self/ns/net)" > /tmp/names.toml
+DURING="skb_drops 7301 7302 7303"
+run filter_names 1.5 --stdout --source all -c /tmp/names.toml
 DURING=
