@@ -56,7 +56,20 @@ impl Sink for UdpSink {
                 delivery.refused = self.last_records as u64;
                 delivery.errors = 1;
                 delivery.last_error = Some(e.kind());
-                self.socket.send(datagram)?;
+                // The refusal is news about records already sent: it must
+                // reach the counters even when this datagram is lost too,
+                // so a failed retry is reported here rather than as an error.
+                if let Err(e) = self.socket.send(datagram) {
+                    delivery.sent = 0;
+                    delivery.writes = 0;
+                    delivery.lost = records as u64;
+                    delivery.errors += 1;
+                    delivery.last_error = Some(e.kind());
+                    // The refused datagram has been reported and this one
+                    // never left: no datagram is waiting for an answer.
+                    self.last_records = 0;
+                    return Ok(delivery);
+                }
             }
             other => {
                 other?;
