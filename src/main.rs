@@ -226,8 +226,10 @@ fn run() -> Result<()> {
         stop.store(true, Ordering::Release);
         let polled = poller.join().unwrap_or_else(|_| Err(Error::Usage("poll thread panicked".into())));
         if cfg.stats_interval.is_some() {
-            let snapshot = stats.snapshot(capture.kernel_counters().unwrap_or_default());
-            let _ = stats_tx.send_timeout(Item::Stats(snapshot), FLOW_SEND_TIMEOUT);
+            // The kernel's counters are final now; the sender's are final
+            // only once it has drained the queue, so it takes the snapshot.
+            // A send fails only if the sender is gone, with nothing to stream.
+            let _ = stats_tx.send(Item::Final(capture.kernel_counters().unwrap_or_default()));
         }
         // The last handle to the channel: the sender drains it and exits.
         drop(stats_tx);

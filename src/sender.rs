@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::capture::KernelCounters;
 use crate::encode::{Context, Encoder};
 use crate::error::{Error, Result};
 use crate::record::Record;
@@ -18,6 +19,11 @@ pub enum Item {
     Record(Record),
     /// trapstream's own counters, streamed like a record.
     Stats(Snapshot),
+    /// The main thread's last word at shutdown: the kernel's counters once
+    /// the programs are detached and the ring buffer drained. The sender
+    /// streams the final counters itself, after everything queued before
+    /// this was sent or counted lost, so that they are the final state.
+    Final(KernelCounters),
 }
 
 pub struct SenderConfig {
@@ -111,6 +117,27 @@ impl Output<'_> {
     }
 }
 
+fn fatal(e: io::Error) -> Error {
+    Error::Io { what: "writing records".into(), source: e }
+}
+
+/// Counters as a record of their own: the open batch goes first, so that a
+/// batch never waits on them and they are never mixed into its count.
+fn stream_stats(
+    snapshot: &Snapshot,
+    ctx: &Context,
+    encoder: &mut Encoder,
+    packer: &mut Packer,
+    out: &mut Output<'_>,
+    encoded: &mut Vec<u8>,
+) -> Result<()> {
+    encoded.clear();
+    encoder.encode_stats(ctx, snapshot, encoded);
+    packer.flush(|d| out.send(d)).map_err(fatal)?;
+    packer.push(encoded, |d| out.send_stats(d)).map_err(fatal)?;
+    packer.flush(|d| out.send_stats(d)).map_err(fatal)
+}
+
 /// Run until the channel is closed and drained; everything received is sent
 /// or counted as lost before this returns.
 pub fn run(
@@ -126,21 +153,19 @@ pub fn run(
     let mut encoded = Vec::with_capacity(4096);
     let mut deadline: Option<Instant> = None;
     let mut in_batch = 0usize;
-    let fatal = |e: io::Error| Error::Io { what: "writing records".into(), source: e };
+    let mut final_kernel = None;
 
     loop {
         let wait_until = deadline.unwrap_or_else(|| Instant::now() + IDLE_TICK);
         let end_batch = match rx.recv_deadline(wait_until) {
             Ok(Item::Stats(snapshot)) => {
-                // Its own write, so that a record's batch never waits on it
-                // and the counters are never mixed into a batch's count.
-                encoded.clear();
-                encoder.encode_stats(ctx, &snapshot, &mut encoded);
-                packer.flush(|d| out.send(d)).map_err(fatal)?;
-                packer.push(&encoded, |d| out.send_stats(d)).map_err(fatal)?;
-                packer.flush(|d| out.send_stats(d)).map_err(fatal)?;
+                stream_stats(&snapshot, ctx, &mut encoder, &mut packer, &mut out, &mut encoded)?;
                 in_batch = 0;
                 deadline = None;
+                false
+            }
+            Ok(Item::Final(kernel)) => {
+                final_kernel = Some(kernel);
                 false
             }
             Ok(Item::Record(rec)) => {
@@ -166,6 +191,14 @@ pub fn run(
                 packer.flush(|d| out.send(d)).map_err(fatal)?;
                 let delivery = out.sink.close().map_err(fatal)?;
                 out.account(delivery);
+                if let Some(kernel) = final_kernel {
+                    // Every record is now sent or counted lost: only the
+                    // write of this record itself can change a counter.
+                    let snapshot = stats.snapshot(kernel);
+                    stream_stats(&snapshot, ctx, &mut encoder, &mut packer, &mut out, &mut encoded)?;
+                    let delivery = out.sink.flush().map_err(fatal)?;
+                    out.account(delivery);
+                }
                 return Ok(());
             }
         };
