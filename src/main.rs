@@ -182,6 +182,8 @@ fn run() -> Result<()> {
         verbose: cfg.verbose,
     };
     let stop = AtomicBool::new(false);
+    // Raised by the sender when the output is gone for good (stdout's reader).
+    let output_failed = AtomicBool::new(false);
     let outcome = thread::scope(|scope| -> Result<()> {
         let poller = thread::Builder::new()
             .name("poll".into())
@@ -198,7 +200,7 @@ fn run() -> Result<()> {
             .spawn_scoped(scope, || {
                 let encoder = Encoder::new(cfg.format);
                 let packer = Packer::new(framing, max_datagram);
-                sender::run(rx, &ctx, encoder, packer, sink.as_mut(), &sender_cfg, &stats)
+                sender::run(rx, &ctx, encoder, packer, sink.as_mut(), &sender_cfg, &stats, &output_failed)
             })
             .map_err(Error::io("starting the sender thread"))?;
 
@@ -208,7 +210,7 @@ fn run() -> Result<()> {
                 tracing::info!("signal {sig}: flushing and exiting");
                 break;
             }
-            if poller.is_finished() || sender.is_finished() {
+            if poller.is_finished() || sender.is_finished() || output_failed.load(Ordering::Acquire) {
                 break;
             }
             clock.refresh();

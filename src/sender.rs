@@ -3,6 +3,7 @@
 //! sent when full or `batch_interval` after its first record.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -67,26 +68,29 @@ struct Output<'a> {
 }
 
 impl Output<'_> {
-    fn account(&mut self, d: Delivery) {
+    /// Counts what became of records; an error is the end of the sink.
+    fn account(&mut self, d: Delivery) -> io::Result<()> {
         Stats::add(&self.stats.sent, d.sent);
         Stats::add(&self.stats.datagrams, d.writes);
         Stats::add(&self.stats.send_lost, d.lost);
         Stats::add(&self.stats.refused, d.refused);
         Stats::add(&self.stats.send_errors, d.errors);
-        if let Some(kind) = d.last_error {
-            self.errors.report(&io::Error::from(kind), d.lost + d.refused);
+        self.stats.queued.store(self.sink.queued(), Ordering::Relaxed);
+        match d.last_error {
+            Some(kind) if self.sink.is_fatal(kind) => Err(kind.into()),
+            Some(kind) => {
+                self.errors.report(&io::Error::from(kind), d.lost + d.refused);
+                Ok(())
+            }
+            None => Ok(()),
         }
-        self.stats.queued.store(self.sink.queued(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A stats record is not an event: it is not counted as sent or lost.
     fn send_stats(&mut self, d: Datagram<'_>) -> io::Result<()> {
         match self.sink.send(d.bytes, 0) {
-            Ok(delivery) => {
-                self.account(delivery);
-                Ok(())
-            }
-            Err(e) if self.sink.is_fatal(&e) => Err(e),
+            Ok(delivery) => self.account(delivery),
+            Err(e) if self.sink.is_fatal(e.kind()) => Err(e),
             Err(e) => {
                 Stats::add(&self.stats.send_errors, 1);
                 self.errors.report(&e, 0);
@@ -100,14 +104,11 @@ impl Output<'_> {
             Stats::add(&self.stats.oversize, 1);
         }
         match self.sink.send(d.bytes, d.records) {
-            Ok(delivery) => {
-                self.account(delivery);
-                Ok(())
-            }
+            Ok(delivery) => self.account(delivery),
             Err(e) => {
                 Stats::add(&self.stats.send_errors, 1);
                 Stats::add(&self.stats.send_lost, d.records as u64);
-                if self.sink.is_fatal(&e) {
+                if self.sink.is_fatal(e.kind()) {
                     return Err(e);
                 }
                 self.errors.report(&e, d.records as u64);
@@ -130,26 +131,56 @@ fn stream_stats(
     packer: &mut Packer,
     out: &mut Output<'_>,
     encoded: &mut Vec<u8>,
-) -> Result<()> {
+) -> io::Result<()> {
     encoded.clear();
     encoder.encode_stats(ctx, snapshot, encoded);
-    packer.flush(|d| out.send(d)).map_err(fatal)?;
-    packer.push(encoded, |d| out.send_stats(d)).map_err(fatal)?;
-    packer.flush(|d| out.send_stats(d)).map_err(fatal)
+    packer.flush(|d| out.send(d))?;
+    packer.push(encoded, |d| out.send_stats(d))?;
+    packer.flush(|d| out.send_stats(d))
 }
 
 /// Run until the channel is closed and drained; everything received is sent
 /// or counted as lost before this returns.
+///
+/// If the output fails for good (`Sink::is_fatal`: stdout's reader is gone),
+/// `failed` is raised so that main shuts down, and until the channel closes
+/// every record still arriving is counted lost here rather than dropped with
+/// the queue.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     rx: Receiver<Item>,
     ctx: &Context,
-    mut encoder: Encoder,
+    encoder: Encoder,
     mut packer: Packer,
     sink: &mut dyn Sink,
     cfg: &SenderConfig,
     stats: &Stats,
+    failed: &AtomicBool,
 ) -> Result<()> {
     let mut out = Output { sink, stats, errors: ErrorLog { last: None, suppressed: 0 } };
+    let error = match pump(&rx, ctx, encoder, &mut packer, &mut out, cfg, stats) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    failed.store(true, Ordering::Release);
+    Stats::add(&stats.send_lost, packer.pending_records() as u64);
+    for item in rx.iter() {
+        if let Item::Record(_) = item {
+            Stats::add(&stats.send_lost, 1);
+        }
+    }
+    Err(fatal(error))
+}
+
+fn pump(
+    rx: &Receiver<Item>,
+    ctx: &Context,
+    mut encoder: Encoder,
+    packer: &mut Packer,
+    out: &mut Output<'_>,
+    cfg: &SenderConfig,
+    stats: &Stats,
+) -> io::Result<()> {
     let mut encoded = Vec::with_capacity(4096);
     let mut deadline: Option<Instant> = None;
     let mut in_batch = 0usize;
@@ -159,7 +190,7 @@ pub fn run(
         let wait_until = deadline.unwrap_or_else(|| Instant::now() + IDLE_TICK);
         let end_batch = match rx.recv_deadline(wait_until) {
             Ok(Item::Stats(snapshot)) => {
-                stream_stats(&snapshot, ctx, &mut encoder, &mut packer, &mut out, &mut encoded)?;
+                stream_stats(&snapshot, ctx, &mut encoder, packer, out, &mut encoded)?;
                 in_batch = 0;
                 deadline = None;
                 false
@@ -174,7 +205,7 @@ pub fn run(
                 if cfg.verbose {
                     tracing::info!("{}", String::from_utf8_lossy(&encoded));
                 }
-                packer.push(&encoded, |d| out.send(d)).map_err(fatal)?;
+                packer.push(&encoded, |d| out.send(d))?;
                 in_batch += 1;
                 if in_batch == 1 {
                     deadline = Some(Instant::now() + cfg.batch_interval);
@@ -183,29 +214,29 @@ pub fn run(
             }
             Err(RecvTimeoutError::Timeout) if deadline.is_none() => {
                 let delivery = out.sink.tick();
-                out.account(delivery);
+                out.account(delivery)?;
                 false
             }
             Err(RecvTimeoutError::Timeout) => true,
             Err(RecvTimeoutError::Disconnected) => {
-                packer.flush(|d| out.send(d)).map_err(fatal)?;
-                let delivery = out.sink.close().map_err(fatal)?;
-                out.account(delivery);
+                packer.flush(|d| out.send(d))?;
+                let delivery = out.sink.close()?;
+                out.account(delivery)?;
                 if let Some(kernel) = final_kernel {
                     // Every record is now sent or counted lost: only the
                     // write of this record itself can change a counter.
                     let snapshot = stats.snapshot(kernel);
-                    stream_stats(&snapshot, ctx, &mut encoder, &mut packer, &mut out, &mut encoded)?;
-                    let delivery = out.sink.flush().map_err(fatal)?;
-                    out.account(delivery);
+                    stream_stats(&snapshot, ctx, &mut encoder, packer, out, &mut encoded)?;
+                    let delivery = out.sink.flush()?;
+                    out.account(delivery)?;
                 }
                 return Ok(());
             }
         };
         if end_batch {
-            packer.flush(|d| out.send(d)).map_err(fatal)?;
-            let delivery = out.sink.flush().map_err(fatal)?;
-            out.account(delivery);
+            packer.flush(|d| out.send(d))?;
+            let delivery = out.sink.flush()?;
+            out.account(delivery)?;
             in_batch = 0;
             deadline = None;
         }
