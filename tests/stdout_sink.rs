@@ -25,7 +25,8 @@ fn records_written_to_a_full_device_are_counted_lost() {
     let hosts = Hosts::new();
     let cfg = only_our_drops(&hosts);
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
-    let ts = Trapstream::start_with_stdout(&["--stdout", "--source", "skb", "-c", cfg.arg()], Stdio::from(full));
+    let ts =
+        Trapstream::start_with_stdout(&["--stdout", "--source", "skb", "-c", cfg.arg()], Stdio::from(full));
     hosts.udp_to_closed_ports(&hosts.v4_b, &[39000, 39001, 39002], 10);
     std::thread::sleep(Duration::from_millis(500));
     let (status, _, stats) = ts.stop();

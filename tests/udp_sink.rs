@@ -24,8 +24,21 @@ fn shape_a(hosts: &Hosts) {
     run(&["ip", "-n", &hosts.ns_a, "neigh", "replace", &hosts.v4_b, "lladdr", MAC_B, "dev", &hosts.dev_a]);
     run(&["ip", "-n", &hosts.ns_b, "neigh", "replace", &hosts.v4_a, "lladdr", MAC_A, "dev", &hosts.dev_b]);
     run(&[
-        "tc", "-n", &hosts.ns_a, "qdisc", "add", "dev", &hosts.dev_a, "root", "tbf", "rate", "8kbit", "burst",
-        "1600", "limit", "20000000",
+        "tc",
+        "-n",
+        &hosts.ns_a,
+        "qdisc",
+        "add",
+        "dev",
+        &hosts.dev_a,
+        "root",
+        "tbf",
+        "rate",
+        "8kbit",
+        "burst",
+        "1600",
+        "limit",
+        "20000000",
     ]);
 }
 
@@ -35,10 +48,34 @@ fn shape_a(hosts: &Hosts) {
 fn slow_down_b_answers(hosts: &Hosts) {
     let nowhere = hosts.v4_b.rsplit_once('.').map(|(net, _)| format!("{net}.3")).expect("v4 address");
     // A MAC nobody has: A's veth drops the frame, so it costs only B's tokens.
-    run(&["ip", "-n", &hosts.ns_b, "neigh", "replace", &nowhere, "lladdr", "02:00:5e:00:00:0c", "dev", &hosts.dev_b]);
     run(&[
-        "tc", "-n", &hosts.ns_b, "qdisc", "add", "dev", &hosts.dev_b, "root", "tbf", "rate", "800bit", "burst",
-        "1600", "limit", "100000",
+        "ip",
+        "-n",
+        &hosts.ns_b,
+        "neigh",
+        "replace",
+        &nowhere,
+        "lladdr",
+        "02:00:5e:00:00:0c",
+        "dev",
+        &hosts.dev_b,
+    ]);
+    run(&[
+        "tc",
+        "-n",
+        &hosts.ns_b,
+        "qdisc",
+        "add",
+        "dev",
+        &hosts.dev_b,
+        "root",
+        "tbf",
+        "rate",
+        "800bit",
+        "burst",
+        "1600",
+        "limit",
+        "100000",
     ]);
     let to: SocketAddr = format!("{nowhere}:9").parse().expect("address");
     Hosts::in_netns(&hosts.ns_b, || {
@@ -57,7 +94,9 @@ fn sink_in_a(hosts: &Hosts) -> UdpSink {
 fn send(sink: &mut UdpSink, bytes: &[u8], records: usize) -> Delivery {
     match sink.send(bytes, records) {
         Ok(d) => d,
-        Err(e) => Delivery { lost: records as u64, errors: 1, last_error: Some(e.kind()), ..Default::default() },
+        Err(e) => {
+            Delivery { lost: records as u64, errors: 1, last_error: Some(e.kind()), ..Default::default() }
+        }
     }
 }
 
