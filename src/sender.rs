@@ -74,12 +74,13 @@ impl Output<'_> {
         Stats::add(&self.stats.datagrams, d.writes);
         Stats::add(&self.stats.send_lost, d.lost);
         Stats::add(&self.stats.refused, d.refused);
+        Stats::add(&self.stats.unacked_lost, d.unacked_lost);
         Stats::add(&self.stats.send_errors, d.errors);
         self.stats.queued.store(self.sink.queued(), Ordering::Relaxed);
         match d.last_error {
             Some(kind) if self.sink.is_fatal(kind) => Err(kind.into()),
             Some(kind) => {
-                self.errors.report(&io::Error::from(kind), d.lost + d.refused);
+                self.errors.report(&io::Error::from(kind), d.lost + d.refused + d.unacked_lost);
                 Ok(())
             }
             None => Ok(()),

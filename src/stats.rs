@@ -21,6 +21,9 @@ pub struct Stats {
     pub send_lost: AtomicU64,
     /// Records counted in `sent` whose datagram was then refused (ICMP port unreachable).
     pub refused: AtomicU64,
+    /// Records written to a TCP connection that died before the collector
+    /// acknowledged them (never counted in `sent`).
+    pub unacked_lost: AtomicU64,
     pub datagrams: AtomicU64,
     pub send_errors: AtomicU64,
     /// Records larger than --max-datagram, sent alone.
@@ -49,6 +52,7 @@ impl Default for Stats {
             sent: zero(),
             send_lost: zero(),
             refused: zero(),
+            unacked_lost: zero(),
             datagrams: zero(),
             send_errors: zero(),
             oversize: zero(),
@@ -77,6 +81,7 @@ impl Stats {
             sent: get(&self.sent),
             send_lost: get(&self.send_lost),
             refused: get(&self.refused),
+            unacked_lost: get(&self.unacked_lost),
             datagrams: get(&self.datagrams),
             send_errors: get(&self.send_errors),
             oversize: get(&self.oversize),
@@ -103,6 +108,7 @@ pub struct Snapshot {
     pub sent: u64,
     pub send_lost: u64,
     pub refused: u64,
+    pub unacked_lost: u64,
     pub datagrams: u64,
     pub send_errors: u64,
     pub oversize: u64,
@@ -119,7 +125,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Every counter by name, in a fixed order: what `trapstream_stats` carries.
-    pub fn fields(&self) -> [(&'static str, u64); 24] {
+    pub fn fields(&self) -> [(&'static str, u64); 25] {
         [
             ("seen", self.kernel.seen),
             ("filtered", self.kernel.filtered),
@@ -133,6 +139,7 @@ impl Snapshot {
             ("sent", self.sent),
             ("send_lost", self.send_lost),
             ("refused", self.refused),
+            ("unacked_lost", self.unacked_lost),
             ("datagrams", self.datagrams),
             ("send_errors", self.send_errors),
             ("oversize", self.oversize),
@@ -149,6 +156,7 @@ impl Snapshot {
                     + self.decode_errors
                     + self.channel_lost
                     + self.send_lost
+                    + self.unacked_lost
                     + self.refused,
             ),
             ("uptime_seconds", self.uptime_seconds),
@@ -162,7 +170,7 @@ impl fmt::Display for Snapshot {
         write!(
             f,
             "seen={} filtered={} ring_lost={} read={} decode_errors={} channel_lost={} sent={} \
-             send_lost={} refused={} datagrams={} send_errors={} oversize={} queued={} rate_limited={}",
+             send_lost={} refused={} unacked_lost={} datagrams={} send_errors={} oversize={} queued={} rate_limited={}",
             self.kernel.seen,
             self.kernel.filtered,
             self.kernel.ring_lost,
@@ -172,6 +180,7 @@ impl fmt::Display for Snapshot {
             self.sent,
             self.send_lost,
             self.refused,
+            self.unacked_lost,
             self.datagrams,
             self.send_errors,
             self.oversize,

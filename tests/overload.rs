@@ -280,12 +280,17 @@ fn the_last_stats_record_is_the_final_ledger() {
     assert_eq!(n("seen"), n("filtered") + n("rate_limited") + n("ring_lost") + n("read"), "{last}");
     assert_eq!(
         n("read"),
-        n("decode_errors") + n("channel_lost") + n("sent") + n("send_lost") + n("queued"),
+        n("decode_errors") + n("channel_lost") + n("sent") + n("send_lost") + n("unacked_lost") + n("queued"),
         "{last}"
     );
     assert_eq!(
         n("lost"),
-        n("ring_lost") + n("decode_errors") + n("channel_lost") + n("send_lost") + n("refused"),
+        n("ring_lost")
+            + n("decode_errors")
+            + n("channel_lost")
+            + n("send_lost")
+            + n("unacked_lost")
+            + n("refused"),
         "{last}"
     );
 }

@@ -119,6 +119,9 @@ pub struct Delivery {
     /// Records counted as sent earlier whose datagram the collector's host
     /// refused (ICMP port unreachable, reported by the next send).
     pub refused: u64,
+    /// Records written to a TCP connection that died before the collector
+    /// acknowledged them.
+    pub unacked_lost: u64,
     /// Failed attempts (send errors, refused connections).
     pub errors: u64,
     /// The last error, for the log.
@@ -135,6 +138,7 @@ impl Delivery {
         self.writes += other.writes;
         self.lost += other.lost;
         self.refused += other.refused;
+        self.unacked_lost += other.unacked_lost;
         self.errors += other.errors;
         self.last_error = other.last_error.or(self.last_error);
     }
@@ -162,7 +166,8 @@ pub trait Sink {
         self.flush()
     }
 
-    /// Records held for later (TCP backlog).
+    /// Records held for later: TCP's backlog, and lines written but not yet
+    /// acknowledged.
     fn queued(&self) -> u64 {
         0
     }

@@ -52,7 +52,6 @@ impl Sink for StdoutSink {
         let whole = lines[..written].iter().filter(|&&b| b == b'\n').count().min(records);
         Ok(Delivery {
             sent: whole as u64,
-            writes: 1,
             lost: (records - whole) as u64,
             errors: 1,
             last_error: Some(error.kind()),
