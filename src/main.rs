@@ -193,6 +193,8 @@ fn run() -> Result<()> {
         verbose: cfg.verbose,
     };
     let stop = AtomicBool::new(false);
+    // Raised by the sender when the output is gone for good (stdout's reader).
+    let output_failed = AtomicBool::new(false);
     let outcome = thread::scope(|scope| -> Result<()> {
         let poller = thread::Builder::new()
             .name("poll".into())
@@ -209,7 +211,7 @@ fn run() -> Result<()> {
             .spawn_scoped(scope, || {
                 let encoder = Encoder::new(cfg.format);
                 let packer = Packer::new(framing, max_datagram);
-                sender::run(rx, &ctx, encoder, packer, sink.as_mut(), &sender_cfg, &stats)
+                sender::run(rx, &ctx, encoder, packer, sink.as_mut(), &sender_cfg, &stats, &output_failed)
             })
             .map_err(Error::io("starting the sender thread"))?;
 
@@ -219,7 +221,7 @@ fn run() -> Result<()> {
                 tracing::info!("signal {sig}: flushing and exiting");
                 break;
             }
-            if poller.is_finished() || sender.is_finished() {
+            if poller.is_finished() || sender.is_finished() || output_failed.load(Ordering::Acquire) {
                 break;
             }
             clock.refresh();
@@ -237,8 +239,10 @@ fn run() -> Result<()> {
         stop.store(true, Ordering::Release);
         let polled = poller.join().unwrap_or_else(|_| Err(Error::Usage("poll thread panicked".into())));
         if cfg.stats_interval.is_some() {
-            let snapshot = stats.snapshot(capture.kernel_counters().unwrap_or_default());
-            let _ = stats_tx.send_timeout(Item::Stats(snapshot), FLOW_SEND_TIMEOUT);
+            // The kernel's counters are final now; the sender's are final
+            // only once it has drained the queue, so it takes the snapshot.
+            // A send fails only if the sender is gone, with nothing to stream.
+            let _ = stats_tx.send(Item::Final(capture.kernel_counters().unwrap_or_default()));
         }
         // The last handle to the channel: the sender drains it and exits.
         drop(stats_tx);

@@ -3,6 +3,7 @@
 //! sent when full or `batch_interval` after its first record.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -10,7 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::encode::{Context, Encoder};
 use crate::error::{Error, Result};
 use crate::record::Record;
-use crate::stats::{Snapshot, Stats};
+use crate::stats::{KernelCounters, Snapshot, Stats};
 use crate::transport::{Datagram, Delivery, Packer, Sink};
 
 /// What travels from the poll and main threads to the sender.
@@ -18,6 +19,11 @@ pub enum Item {
     Record(Record),
     /// trapstream's own counters, streamed like a record.
     Stats(Snapshot),
+    /// The main thread's last word at shutdown: the kernel's counters once
+    /// the programs are detached and the ring buffer drained. The sender
+    /// streams the final counters itself, after everything queued before
+    /// this was sent or counted lost, so that they are the final state.
+    Final(KernelCounters),
 }
 
 pub struct SenderConfig {
@@ -61,26 +67,30 @@ struct Output<'a> {
 }
 
 impl Output<'_> {
-    fn account(&mut self, d: Delivery) {
+    /// Counts what became of records; an error is the end of the sink.
+    fn account(&mut self, d: Delivery) -> io::Result<()> {
         Stats::add(&self.stats.sent, d.sent);
         Stats::add(&self.stats.datagrams, d.writes);
         Stats::add(&self.stats.send_lost, d.lost);
         Stats::add(&self.stats.refused, d.refused);
+        Stats::add(&self.stats.unacked_lost, d.unacked_lost);
         Stats::add(&self.stats.send_errors, d.errors);
-        if let Some(kind) = d.last_error {
-            self.errors.report(&io::Error::from(kind), d.lost + d.refused);
+        self.stats.queued.store(self.sink.queued(), Ordering::Relaxed);
+        match d.last_error {
+            Some(kind) if self.sink.is_fatal(kind) => Err(kind.into()),
+            Some(kind) => {
+                self.errors.report(&io::Error::from(kind), d.lost + d.refused + d.unacked_lost);
+                Ok(())
+            }
+            None => Ok(()),
         }
-        self.stats.queued.store(self.sink.queued(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A stats record is not an event: it is not counted as sent or lost.
     fn send_stats(&mut self, d: Datagram<'_>) -> io::Result<()> {
         match self.sink.send(d.bytes, 0) {
-            Ok(delivery) => {
-                self.account(delivery);
-                Ok(())
-            }
-            Err(e) if self.sink.is_fatal(&e) => Err(e),
+            Ok(delivery) => self.account(delivery),
+            Err(e) if self.sink.is_fatal(e.kind()) => Err(e),
             Err(e) => {
                 Stats::add(&self.stats.send_errors, 1);
                 self.errors.report(&e, 0);
@@ -94,14 +104,11 @@ impl Output<'_> {
             Stats::add(&self.stats.oversize, 1);
         }
         match self.sink.send(d.bytes, d.records) {
-            Ok(delivery) => {
-                self.account(delivery);
-                Ok(())
-            }
+            Ok(delivery) => self.account(delivery),
             Err(e) => {
                 Stats::add(&self.stats.send_errors, 1);
                 Stats::add(&self.stats.send_lost, d.records as u64);
-                if self.sink.is_fatal(&e) {
+                if self.sink.is_fatal(e.kind()) {
                     return Err(e);
                 }
                 self.errors.report(&e, d.records as u64);
@@ -111,36 +118,85 @@ impl Output<'_> {
     }
 }
 
+fn fatal(e: io::Error) -> Error {
+    Error::Io { what: "writing records".into(), source: e }
+}
+
+/// Counters as a record of their own: the open batch goes first, so that a
+/// batch never waits on them and they are never mixed into its count.
+fn stream_stats(
+    snapshot: &Snapshot,
+    ctx: &Context,
+    encoder: &mut Encoder,
+    packer: &mut Packer,
+    out: &mut Output<'_>,
+    encoded: &mut Vec<u8>,
+) -> io::Result<()> {
+    encoded.clear();
+    encoder.encode_stats(ctx, snapshot, encoded);
+    packer.flush(|d| out.send(d))?;
+    packer.push(encoded, |d| out.send_stats(d))?;
+    packer.flush(|d| out.send_stats(d))
+}
+
 /// Run until the channel is closed and drained; everything received is sent
 /// or counted as lost before this returns.
+///
+/// If the output fails for good (`Sink::is_fatal`: stdout's reader is gone),
+/// `failed` is raised so that main shuts down, and until the channel closes
+/// every record still arriving is counted lost here rather than dropped with
+/// the queue.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     rx: Receiver<Item>,
     ctx: &Context,
-    mut encoder: Encoder,
+    encoder: Encoder,
     mut packer: Packer,
     sink: &mut dyn Sink,
     cfg: &SenderConfig,
     stats: &Stats,
+    failed: &AtomicBool,
 ) -> Result<()> {
     let mut out = Output { sink, stats, errors: ErrorLog { last: None, suppressed: 0 } };
+    let error = match pump(&rx, ctx, encoder, &mut packer, &mut out, cfg, stats) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    failed.store(true, Ordering::Release);
+    Stats::add(&stats.send_lost, packer.pending_records() as u64);
+    for item in rx.iter() {
+        if let Item::Record(_) = item {
+            Stats::add(&stats.send_lost, 1);
+        }
+    }
+    Err(fatal(error))
+}
+
+fn pump(
+    rx: &Receiver<Item>,
+    ctx: &Context,
+    mut encoder: Encoder,
+    packer: &mut Packer,
+    out: &mut Output<'_>,
+    cfg: &SenderConfig,
+    stats: &Stats,
+) -> io::Result<()> {
     let mut encoded = Vec::with_capacity(4096);
     let mut deadline: Option<Instant> = None;
     let mut in_batch = 0usize;
-    let fatal = |e: io::Error| Error::Io { what: "writing records".into(), source: e };
+    let mut final_kernel = None;
 
     loop {
         let wait_until = deadline.unwrap_or_else(|| Instant::now() + IDLE_TICK);
         let end_batch = match rx.recv_deadline(wait_until) {
             Ok(Item::Stats(snapshot)) => {
-                // Its own write, so that a record's batch never waits on it
-                // and the counters are never mixed into a batch's count.
-                encoded.clear();
-                encoder.encode_stats(ctx, &snapshot, &mut encoded);
-                packer.flush(|d| out.send(d)).map_err(fatal)?;
-                packer.push(&encoded, |d| out.send_stats(d)).map_err(fatal)?;
-                packer.flush(|d| out.send_stats(d)).map_err(fatal)?;
+                stream_stats(&snapshot, ctx, &mut encoder, packer, out, &mut encoded)?;
                 in_batch = 0;
                 deadline = None;
+                false
+            }
+            Ok(Item::Final(kernel)) => {
+                final_kernel = Some(kernel);
                 false
             }
             Ok(Item::Record(rec)) => {
@@ -149,7 +205,7 @@ pub fn run(
                 if cfg.verbose {
                     tracing::info!("{}", String::from_utf8_lossy(&encoded));
                 }
-                packer.push(&encoded, |d| out.send(d)).map_err(fatal)?;
+                packer.push(&encoded, |d| out.send(d))?;
                 in_batch += 1;
                 if in_batch == 1 {
                     deadline = Some(Instant::now() + cfg.batch_interval);
@@ -158,21 +214,29 @@ pub fn run(
             }
             Err(RecvTimeoutError::Timeout) if deadline.is_none() => {
                 let delivery = out.sink.tick();
-                out.account(delivery);
+                out.account(delivery)?;
                 false
             }
             Err(RecvTimeoutError::Timeout) => true,
             Err(RecvTimeoutError::Disconnected) => {
-                packer.flush(|d| out.send(d)).map_err(fatal)?;
-                let delivery = out.sink.close().map_err(fatal)?;
-                out.account(delivery);
+                packer.flush(|d| out.send(d))?;
+                let delivery = out.sink.close()?;
+                out.account(delivery)?;
+                if let Some(kernel) = final_kernel {
+                    // Every record is now sent or counted lost: only the
+                    // write of this record itself can change a counter.
+                    let snapshot = stats.snapshot(kernel);
+                    stream_stats(&snapshot, ctx, &mut encoder, packer, out, &mut encoded)?;
+                    let delivery = out.sink.flush()?;
+                    out.account(delivery)?;
+                }
                 return Ok(());
             }
         };
         if end_batch {
-            packer.flush(|d| out.send(d)).map_err(fatal)?;
-            let delivery = out.sink.flush().map_err(fatal)?;
-            out.account(delivery);
+            packer.flush(|d| out.send(d))?;
+            let delivery = out.sink.flush()?;
+            out.account(delivery)?;
             in_batch = 0;
             deadline = None;
         }

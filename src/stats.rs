@@ -41,6 +41,9 @@ pub struct Stats {
     pub send_lost: AtomicU64,
     /// Records counted in `sent` whose datagram was then refused (ICMP port unreachable).
     pub refused: AtomicU64,
+    /// Records written to a TCP connection that died before the collector
+    /// acknowledged them (never counted in `sent`).
+    pub unacked_lost: AtomicU64,
     pub datagrams: AtomicU64,
     pub send_errors: AtomicU64,
     /// Records larger than --max-datagram, sent alone.
@@ -69,6 +72,7 @@ impl Default for Stats {
             sent: zero(),
             send_lost: zero(),
             refused: zero(),
+            unacked_lost: zero(),
             datagrams: zero(),
             send_errors: zero(),
             oversize: zero(),
@@ -97,6 +101,7 @@ impl Stats {
             sent: get(&self.sent),
             send_lost: get(&self.send_lost),
             refused: get(&self.refused),
+            unacked_lost: get(&self.unacked_lost),
             datagrams: get(&self.datagrams),
             send_errors: get(&self.send_errors),
             oversize: get(&self.oversize),
@@ -123,6 +128,7 @@ pub struct Snapshot {
     pub sent: u64,
     pub send_lost: u64,
     pub refused: u64,
+    pub unacked_lost: u64,
     pub datagrams: u64,
     pub send_errors: u64,
     pub oversize: u64,
@@ -139,7 +145,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Every counter by name, in a fixed order: what `trapstream_stats` carries.
-    pub fn fields(&self) -> [(&'static str, u64); 25] {
+    pub fn fields(&self) -> [(&'static str, u64); 26] {
         [
             ("seen", self.kernel.seen),
             ("nested", self.kernel.nested),
@@ -154,6 +160,7 @@ impl Snapshot {
             ("sent", self.sent),
             ("send_lost", self.send_lost),
             ("refused", self.refused),
+            ("unacked_lost", self.unacked_lost),
             ("datagrams", self.datagrams),
             ("send_errors", self.send_errors),
             ("oversize", self.oversize),
@@ -171,6 +178,7 @@ impl Snapshot {
                     + self.decode_errors
                     + self.channel_lost
                     + self.send_lost
+                    + self.unacked_lost
                     + self.refused,
             ),
             ("uptime_seconds", self.uptime_seconds),
@@ -184,7 +192,8 @@ impl fmt::Display for Snapshot {
         write!(
             f,
             "seen={} nested={} filtered={} ring_lost={} read={} decode_errors={} channel_lost={} sent={} \
-             send_lost={} refused={} datagrams={} send_errors={} oversize={} queued={} rate_limited={}",
+             send_lost={} refused={} unacked_lost={} datagrams={} send_errors={} oversize={} queued={} \
+             rate_limited={}",
             self.kernel.seen,
             self.kernel.nested,
             self.kernel.filtered,
@@ -195,6 +204,7 @@ impl fmt::Display for Snapshot {
             self.sent,
             self.send_lost,
             self.refused,
+            self.unacked_lost,
             self.datagrams,
             self.send_errors,
             self.oversize,

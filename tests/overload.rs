@@ -45,6 +45,7 @@ fn assert_accounted(stats: &str, generated: u64, delivered: u64) {
         counter(stats, "sent")
             + counter(stats, "channel_lost")
             + counter(stats, "send_lost")
+            + counter(stats, "unacked_lost")
             + counter(stats, "queued"),
         "{stats}"
     );
@@ -228,5 +229,77 @@ fn sigterm_during_a_flood_delivers_everything_read() {
         counter(&stats, "seen") - counter(&stats, "filtered"),
         read + counter(&stats, "ring_lost"),
         "{stats}"
+    );
+}
+
+/// The record streamed last is trapstream's final state: taken after the
+/// queue and the sink were drained, so its `sent` is what the collector got
+/// and the ledger's identities hold in it.
+#[test]
+fn the_last_stats_record_is_the_final_ledger() {
+    let hosts = Hosts::new();
+    let cfg = only_our_drops(&hosts);
+    let collector = Collector::bind("127.0.0.1:0");
+    let port = collector.port().to_string();
+    // Big batches and a long interval: at the signal, records are still
+    // queued and packed, not yet sent.
+    let ts = Trapstream::start(&[
+        "--source",
+        "skb",
+        "-c",
+        cfg.arg(),
+        "-i",
+        "30",
+        "-b",
+        "1000",
+        "--max-datagram",
+        "65000",
+        "127.0.0.1",
+        &port,
+    ]);
+    let sock = hosts.socket_in_a();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..30 {
+                hosts.udp_flood(&sock, &hosts.v4_b, &[44400, 44401], 20, 16, None);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(80));
+        let (status, _, _) = ts.stop();
+        assert_eq!(status, 0);
+    });
+    let mut datagrams = Vec::new();
+    collector.drain(&mut datagrams);
+    let objects: Vec<Value> = datagrams
+        .iter()
+        .flat_map(|d| serde_json::from_slice::<Value>(d).expect("JSON").as_array().expect("array").clone())
+        .collect();
+    let last = objects.last().expect("something was streamed");
+    assert_eq!(last["measurement"], "trapstream_stats", "the final counters come last: {last}");
+    let n = |name: &str| last[name].as_u64().unwrap_or_else(|| panic!("no {name} in {last}"));
+    let received = records(&datagrams);
+    assert!(received > 0, "{last}");
+    assert_eq!(n("sent"), received, "sent in the last record = records the collector got: {last}");
+    assert_eq!(
+        n("seen"),
+        n("filtered") + n("rate_limited") + n("ring_lost") + n("read") + n("decode_errors"),
+        "{last}"
+    );
+    assert_eq!(
+        n("read"),
+        n("channel_lost") + n("sent") + n("send_lost") + n("unacked_lost") + n("queued"),
+        "{last}"
+    );
+    assert_eq!(
+        n("lost"),
+        n("nested")
+            + n("ring_lost")
+            + n("decode_errors")
+            + n("channel_lost")
+            + n("send_lost")
+            + n("unacked_lost")
+            + n("refused"),
+        "{last}"
     );
 }

@@ -49,7 +49,8 @@ impl Packer {
     }
 
     /// Add one encoded record. If it does not fit in the open datagram, that
-    /// datagram is handed to `emit` first.
+    /// datagram is handed to `emit` first. The record is added even when
+    /// `emit` fails, so that `pending_records` still counts it.
     pub fn push<E>(&mut self, record: &[u8], mut emit: E) -> io::Result<()>
     where
         E: FnMut(Datagram<'_>) -> io::Result<()>,
@@ -58,8 +59,9 @@ impl Packer {
         // for arrays, room for the closing bracket.
         let added = record.len() + 1;
         let closing = usize::from(self.framing == Framing::JsonArray);
+        let mut emitted = Ok(());
         if self.records > 0 && self.buf.len() + added + closing > self.max {
-            self.flush(&mut emit)?;
+            emitted = self.flush(&mut emit);
         }
         match (self.framing, self.records) {
             (Framing::JsonArray, 0) => self.buf.push(b'['),
@@ -71,6 +73,7 @@ impl Packer {
             self.buf.push(b'\n');
         }
         self.records += 1;
+        emitted?;
         if self.records == 1 && self.buf.len() + closing > self.max {
             // Too big even alone: it goes by itself, now.
             self.flush_as(true, &mut emit)?;
@@ -116,6 +119,9 @@ pub struct Delivery {
     /// Records counted as sent earlier whose datagram the collector's host
     /// refused (ICMP port unreachable, reported by the next send).
     pub refused: u64,
+    /// Records written to a TCP connection that died before the collector
+    /// acknowledged them.
+    pub unacked_lost: u64,
     /// Failed attempts (send errors, refused connections).
     pub errors: u64,
     /// The last error, for the log.
@@ -132,6 +138,7 @@ impl Delivery {
         self.writes += other.writes;
         self.lost += other.lost;
         self.refused += other.refused;
+        self.unacked_lost += other.unacked_lost;
         self.errors += other.errors;
         self.last_error = other.last_error.or(self.last_error);
     }
@@ -140,7 +147,8 @@ impl Delivery {
 /// Where datagrams go.
 pub trait Sink {
     /// Send one datagram of `records` records. An error means none of them
-    /// arrived and the sink keeps nothing of it.
+    /// arrived and the sink keeps nothing of it; a failure that still
+    /// delivered or reported something is an `Ok` with `last_error` set.
     fn send(&mut self, datagram: &[u8], records: usize) -> io::Result<Delivery>;
 
     /// Called when the sender is idle: a chance to reconnect and flush a backlog.
@@ -158,13 +166,14 @@ pub trait Sink {
         self.flush()
     }
 
-    /// Records held for later (TCP backlog).
+    /// Records held for later: TCP's backlog, and lines written but not yet
+    /// acknowledged.
     fn queued(&self) -> u64 {
         0
     }
 
     /// Whether an error is the end of this sink rather than one lost datagram.
-    fn is_fatal(&self, _err: &io::Error) -> bool {
+    fn is_fatal(&self, _kind: io::ErrorKind) -> bool {
         false
     }
 }
@@ -224,6 +233,15 @@ mod tests {
         // Exactly at the limit alone is not oversize.
         assert_eq!(pack(Framing::Lines, 5, &["abcd"]), vec![("abcd\n".into(), 1, false)]);
         assert_eq!(pack(Framing::Lines, 4, &["abcd"]), vec![("abcd\n".into(), 1, true)]);
+    }
+
+    #[test]
+    fn a_record_stays_pending_when_emitting_the_full_datagram_fails() {
+        let mut packer = Packer::new(Framing::Lines, 10);
+        packer.push(b"aaaa", |_| Ok(())).unwrap();
+        let failed = packer.push(b"bbbbbbb", |_| Err(io::ErrorKind::BrokenPipe.into()));
+        assert!(failed.is_err());
+        assert_eq!(packer.pending_records(), 1, "the new record is held, to be counted");
     }
 
     #[test]

@@ -2,10 +2,17 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::{Delivery, Sink};
+
+/// How long one send may wait for room in the socket's send buffer. The
+/// buffer drains as fast as the path to the collector does, which can be
+/// never (a stalled device, a shaper): past this the datagram is counted
+/// lost rather than the sender thread stuck.
+const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct UdpSink {
     socket: Socket,
@@ -19,6 +26,7 @@ impl UdpSink {
         // Bursts of drops come in bursts of datagrams: a larger send buffer
         // absorbs them instead of failing with ENOBUFS.
         let _ = socket.set_send_buffer_size(4 << 20);
+        socket.set_write_timeout(Some(SEND_TIMEOUT))?;
         // Connected, so that an ICMP port unreachable from a missing collector
         // surfaces as ECONNREFUSED and is counted, rather than vanishing.
         socket.connect(&SockAddr::from(collector))?;
@@ -48,7 +56,20 @@ impl Sink for UdpSink {
                 delivery.refused = self.last_records as u64;
                 delivery.errors = 1;
                 delivery.last_error = Some(e.kind());
-                self.socket.send(datagram)?;
+                // The refusal is news about records already sent: it must
+                // reach the counters even when this datagram is lost too,
+                // so a failed retry is reported here rather than as an error.
+                if let Err(e) = self.socket.send(datagram) {
+                    delivery.sent = 0;
+                    delivery.writes = 0;
+                    delivery.lost = records as u64;
+                    delivery.errors += 1;
+                    delivery.last_error = Some(e.kind());
+                    // The refused datagram has been reported and this one
+                    // never left: no datagram is waiting for an answer.
+                    self.last_records = 0;
+                    return Ok(delivery);
+                }
             }
             other => {
                 other?;

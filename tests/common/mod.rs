@@ -183,6 +183,15 @@ impl Trapstream {
 
     /// Start it inside network namespace `ns` (its sockets live there).
     pub fn start_in(ns: Option<&str>, args: &[&str]) -> Trapstream {
+        Trapstream::spawn(ns, args, Stdio::piped())
+    }
+
+    /// Start it with standard output going to `stdout` (a file, /dev/full).
+    pub fn start_with_stdout(args: &[&str], stdout: Stdio) -> Trapstream {
+        Trapstream::spawn(None, args, stdout)
+    }
+
+    fn spawn(ns: Option<&str>, args: &[&str], stdout: Stdio) -> Trapstream {
         let bin = env!("CARGO_BIN_EXE_trapstream");
         let mut command = match ns {
             Some(ns) => {
@@ -195,7 +204,7 @@ impl Trapstream {
         let mut child = command
             .args(args)
             .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .expect("start trapstream");
@@ -247,6 +256,23 @@ impl Trapstream {
     }
 }
 
+impl Trapstream {
+    /// Wait for it to exit on its own; returns the exit status and the final stats line.
+    pub fn wait_exit(mut self, timeout: Duration) -> (i32, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "trapstream still running after {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let final_line = self.wait_for_log("final:", Duration::from_secs(10));
+        assert_ledger(&final_line);
+        (status.code().unwrap_or(-1), final_line)
+    }
+}
+
 impl Drop for Trapstream {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -282,8 +308,8 @@ pub fn assert_ledger(final_line: &str) {
     // User space: every record read is sent, lost on the way, or still queued.
     assert_eq!(
         c("read"),
-        c("channel_lost") + c("sent") + c("send_lost") + c("queued"),
-        "read = channel_lost + sent + send_lost + queued: {final_line}"
+        c("channel_lost") + c("sent") + c("send_lost") + c("unacked_lost") + c("queued"),
+        "read = channel_lost + sent + send_lost + unacked_lost + queued: {final_line}"
     );
 }
 
