@@ -91,6 +91,15 @@ pub struct DevlinkTrap {
     pub cookie: Option<FlowActionCookie>,
 }
 
+impl DevlinkTrap {
+    /// A report from NVIDIA's Switch SDK (SONiC, Cumulus-class hosts), told by
+    /// the bus of the dummy devlink instance it reports through. Its
+    /// `trap_type` is always drop and its devlink handle names no device.
+    pub fn is_vendor_sdk(&self) -> bool {
+        self.bus_name.as_str() == crate::taxonomy::SDK_DEVLINK_BUS
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowActionCookie {
     /// Length in the kernel; may exceed the captured bytes.

@@ -9,6 +9,12 @@
 //! `tests/data/wjh-reasons.tsv` (copies of the reference tables). Where a WJH reason maps to a trap its
 //! texts are copied verbatim, because existing dashboards match on those
 //! strings; the remaining traps carry texts written in the same style.
+//!
+//! NVIDIA's Switch SDK (SONiC, Cumulus-class hosts) reports through the same
+//! tracepoint with names of its own: those not shared with devlink are in
+//! [`SDK_TRAPS`] (from `tests/data/sdk-traps.tsv`). The SDK always says "drop",
+//! so for its reports the type is the table's ([`Kind`]), which adds
+//! `Threshold` for its buffer threshold events.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -32,13 +38,47 @@ impl TrapType {
     }
 }
 
-/// What the built-in table knows about one generic devlink trap.
+/// What a trap really is, as the table knows it: the three devlink types,
+/// plus `Threshold` for the vendor SDK's buffer notifications (a traffic class
+/// crossed a congestion or latency threshold; the packet was not dropped).
+/// Separate from [`TrapType`], which is what the kernel reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Drop,
+    Exception,
+    Control,
+    Threshold,
+}
+
+impl Kind {
+    /// "drop" | "exception" | "control" | "threshold".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Drop => "drop",
+            Kind::Exception => "exception",
+            Kind::Control => "control",
+            Kind::Threshold => "threshold",
+        }
+    }
+}
+
+impl From<TrapType> for Kind {
+    fn from(t: TrapType) -> Kind {
+        match t {
+            TrapType::Drop => Kind::Drop,
+            TrapType::Exception => Kind::Exception,
+            TrapType::Control => Kind::Control,
+        }
+    }
+}
+
+/// What the built-in table knows about one trap (generic devlink or vendor SDK).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrapInfo {
     pub name: &'static str,
-    pub trap_type: TrapType,
+    pub trap_type: Kind,
     /// the group mlxsw registers it in (from the TSV), e.g. "l3_exceptions";
-    /// "" if none listed
+    /// for SDK-only traps the SDK's group ("l2", "router", ...); "" if none listed
     pub group: &'static str,
     /// WJH reason text where a WJH reason maps to this trap, otherwise a
     /// concise text of our own in the same style
@@ -70,7 +110,7 @@ const UNKNOWN_TRAP_DESCRIPTION: &str = "Driver-specific trap: look it up with 'd
 pub static TRAPS: &[TrapInfo] = &[
     TrapInfo {
         name: "source_mac_is_multicast",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l2_drops",
         drop_reason: "Source MAC is multicast",
         description: "Bad packet was received from peer",
@@ -78,7 +118,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "vlan_tag_mismatch",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l2_drops",
         drop_reason: "VLAN tagging mismatch",
         description: "Validate the VLAN tag configuration on both ends of the link",
@@ -86,7 +126,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ingress_vlan_filter",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l2_drops",
         drop_reason: "Ingress VLAN filtering",
         description: "Validate the VLAN membership configuration on both ends of the link",
@@ -94,7 +134,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ingress_spanning_tree_filter",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l2_drops",
         drop_reason: "Ingress spanning tree filter",
         description: "Expected behavior",
@@ -104,7 +144,7 @@ pub static TRAPS: &[TrapInfo] = &[
     // source; mlxsw folds both into this trap, so the lower id, 206, is kept.
     TrapInfo {
         name: "port_list_is_empty",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l2_drops",
         drop_reason: "Unicast MAC table action discard",
         description: "Validate MAC table for this destination MAC",
@@ -112,7 +152,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "port_loopback_filter",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l2_drops",
         drop_reason: "Port loopback filter",
         description: "Validate MAC table for this destination MAC",
@@ -120,7 +160,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "blackhole_route",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "Blackhole route",
         description: "Validate routing table for this destination IP",
@@ -128,7 +168,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ttl_value_is_too_small",
-        trap_type: TrapType::Exception,
+        trap_type: Kind::Exception,
         group: "l3_exceptions",
         drop_reason: "TTL value is too small",
         description: "Actual path is longer than the TTL",
@@ -138,7 +178,7 @@ pub static TRAPS: &[TrapInfo] = &[
     // buffer_drops), so the group is left empty as the TSV says.
     TrapInfo {
         name: "tail_drop",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "Tail drop",
         description: "Monitor network congestion",
@@ -146,7 +186,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "non_ip",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "Non-IP packet",
         description: "Destination MAC is the router, packet is not routable",
@@ -154,7 +194,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "uc_dip_over_mc_dmac",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "Unicast destination IP but multicast destination MAC",
         description: "Bad packet was received from the peer",
@@ -162,7 +202,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "dip_is_loopback_address",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "Destination IP is loopback address",
         description: "Bad packet was received from the peer",
@@ -170,7 +210,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "sip_is_mc",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "Source IP is multicast",
         description: "Bad packet was received from the peer",
@@ -178,7 +218,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "sip_is_loopback_address",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "Source IP is loopback address",
         description: "Bad packet was received from the peer",
@@ -186,7 +226,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ip_header_corrupted",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "Checksum or IPver or IPv4 IHL too short",
         description: "Bad cable or bad packet was received from the peer",
@@ -194,7 +234,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv4_sip_is_limited_bc",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "IPv4 source IP is limited broadcast",
         description: "Bad packet was received from the peer",
@@ -202,7 +242,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_mc_dip_reserved_scope",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "IPv6 destination in multicast scope FFx0:/16",
         description: "Expected behavior - packet is not routable",
@@ -210,7 +250,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_mc_dip_interface_local_scope",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "IPv6 destination in multicast scope FFx1:/16",
         description: "Expected behavior - packet is not routable",
@@ -218,7 +258,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "mtu_value_is_too_small",
-        trap_type: TrapType::Exception,
+        trap_type: Kind::Exception,
         group: "l3_exceptions",
         drop_reason: "Packet size is larger than router interface MTU",
         description: "Validate the router interface MTU configuration",
@@ -226,7 +266,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "unresolved_neigh",
-        trap_type: TrapType::Exception,
+        trap_type: Kind::Exception,
         group: "l3_exceptions",
         // The original trapstream printed this exact text (seed README); dashboards
         // built on it match the string, so it wins over WJH's "Unresolved neighbor/next hop".
@@ -240,7 +280,7 @@ pub static TRAPS: &[TrapInfo] = &[
     // the packet in software.
     TrapInfo {
         name: "mc_reverse_path_forwarding",
-        trap_type: TrapType::Exception,
+        trap_type: Kind::Exception,
         group: "l3_exceptions",
         drop_reason: "Multicast reverse-path forwarding (RPF) error",
         description: "Validate the multicast routing table and the RPF interface for this source",
@@ -250,7 +290,7 @@ pub static TRAPS: &[TrapInfo] = &[
     // packet", Error), which misdescribes a route configured to reject.
     TrapInfo {
         name: "reject_route",
-        trap_type: TrapType::Exception,
+        trap_type: Kind::Exception,
         group: "l3_exceptions",
         drop_reason: "Reject route",
         description: "Validate the unreachable/prohibit routes for this destination IP",
@@ -258,7 +298,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv4_lpm_miss",
-        trap_type: TrapType::Exception,
+        trap_type: Kind::Exception,
         group: "l3_exceptions",
         drop_reason: "IPv4 routing table (LPM) unicast miss",
         description: "Validate routing table for this destination IP",
@@ -266,7 +306,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_lpm_miss",
-        trap_type: TrapType::Exception,
+        trap_type: Kind::Exception,
         group: "l3_exceptions",
         drop_reason: "IPv6 routing table (LPM) unicast miss",
         description: "Validate routing table for this destination IP",
@@ -274,7 +314,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "non_routable_packet",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "Non-routable packet",
         description: "Expected behavior",
@@ -282,7 +322,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "decap_error",
-        trap_type: TrapType::Exception,
+        trap_type: Kind::Exception,
         group: "tunnel_drops",
         drop_reason: "Decapsulation error",
         description: "The peer sent a bad packet",
@@ -290,7 +330,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "overlay_smac_is_mc",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "tunnel_drops",
         drop_reason: "Overlay switch - Source MAC is multicast",
         description: "The peer sent a bad packet",
@@ -300,7 +340,7 @@ pub static TRAPS: &[TrapInfo] = &[
     // the trap does not tell bind points apart, so source-backed 601 is kept.
     TrapInfo {
         name: "ingress_flow_action_drop",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "acl_drops",
         drop_reason: "Ingress port ACL",
         description: "Validate ACL configuration",
@@ -310,7 +350,7 @@ pub static TRAPS: &[TrapInfo] = &[
     // the trap does not tell bind points apart, so the lower id, 603, is kept.
     TrapInfo {
         name: "egress_flow_action_drop",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "acl_drops",
         drop_reason: "Egress router ACL",
         description: "Validate ACL configuration",
@@ -318,7 +358,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "stp",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "stp",
         drop_reason: "STP BPDU",
         description: "No action needed; BPDUs go to the CPU for the spanning tree protocol",
@@ -326,7 +366,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "lacp",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "lacp",
         drop_reason: "LACP PDU",
         description: "No action needed; LACPDUs go to the CPU for link aggregation",
@@ -334,7 +374,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "lldp",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "lldp",
         drop_reason: "LLDP frame",
         description: "No action needed; LLDPDUs go to the CPU for the LLDP agent",
@@ -342,7 +382,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "igmp_query",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "mc_snooping",
         drop_reason: "IGMP query",
         description: "No action needed; IGMP goes to the CPU for multicast snooping",
@@ -350,7 +390,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "igmp_v1_report",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "mc_snooping",
         drop_reason: "IGMPv1 membership report",
         description: "No action needed; IGMP goes to the CPU for multicast snooping",
@@ -358,7 +398,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "igmp_v2_report",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "mc_snooping",
         drop_reason: "IGMPv2 membership report",
         description: "No action needed; IGMP goes to the CPU for multicast snooping",
@@ -366,7 +406,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "igmp_v3_report",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "mc_snooping",
         drop_reason: "IGMPv3 membership report",
         description: "No action needed; IGMP goes to the CPU for multicast snooping",
@@ -374,7 +414,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "igmp_v2_leave",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "mc_snooping",
         drop_reason: "IGMPv2 leave group",
         description: "No action needed; IGMP goes to the CPU for multicast snooping",
@@ -382,7 +422,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "mld_query",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "mc_snooping",
         drop_reason: "MLD query",
         description: "No action needed; MLD goes to the CPU for multicast snooping",
@@ -390,7 +430,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "mld_v1_report",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "mc_snooping",
         drop_reason: "MLDv1 listener report",
         description: "No action needed; MLD goes to the CPU for multicast snooping",
@@ -398,7 +438,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "mld_v2_report",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "mc_snooping",
         drop_reason: "MLDv2 listener report",
         description: "No action needed; MLD goes to the CPU for multicast snooping",
@@ -406,7 +446,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "mld_v1_done",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "mc_snooping",
         drop_reason: "MLDv1 listener done",
         description: "No action needed; MLD goes to the CPU for multicast snooping",
@@ -414,7 +454,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv4_dhcp",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "dhcp",
         drop_reason: "DHCPv4 packet",
         description: "No action needed; DHCP goes to the CPU for the DHCP relay or server",
@@ -422,7 +462,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_dhcp",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "dhcp",
         drop_reason: "DHCPv6 packet",
         description: "No action needed; DHCP goes to the CPU for the DHCP relay or server",
@@ -430,7 +470,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "arp_request",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "neigh_discovery",
         drop_reason: "ARP request",
         description: "No action needed; ARP goes to the CPU for neighbor resolution",
@@ -438,7 +478,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "arp_response",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "neigh_discovery",
         drop_reason: "ARP response",
         description: "No action needed; ARP goes to the CPU for neighbor resolution",
@@ -446,7 +486,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "arp_overlay",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "neigh_discovery",
         drop_reason: "Overlay ARP packet",
         description:
@@ -455,7 +495,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_neigh_solicit",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "neigh_discovery",
         drop_reason: "IPv6 neighbor solicitation",
         description: "No action needed; neighbor discovery goes to the CPU for neighbor resolution",
@@ -463,7 +503,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_neigh_advert",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "neigh_discovery",
         drop_reason: "IPv6 neighbor advertisement",
         description: "No action needed; neighbor discovery goes to the CPU for neighbor resolution",
@@ -471,7 +511,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv4_bfd",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "bfd",
         drop_reason: "IPv4 BFD packet",
         description: "No action needed; BFD goes to the CPU for the BFD daemon",
@@ -479,7 +519,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_bfd",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "bfd",
         drop_reason: "IPv6 BFD packet",
         description: "No action needed; BFD goes to the CPU for the BFD daemon",
@@ -487,7 +527,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv4_ospf",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "ospf",
         drop_reason: "IPv4 OSPF packet",
         description: "No action needed; OSPF goes to the CPU for the routing daemon",
@@ -495,7 +535,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_ospf",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "ospf",
         drop_reason: "IPv6 OSPF packet",
         description: "No action needed; OSPF goes to the CPU for the routing daemon",
@@ -503,7 +543,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv4_bgp",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "bgp",
         drop_reason: "IPv4 BGP packet",
         description: "No action needed; BGP goes to the CPU for the routing daemon",
@@ -511,7 +551,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_bgp",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "bgp",
         drop_reason: "IPv6 BGP packet",
         description: "No action needed; BGP goes to the CPU for the routing daemon",
@@ -519,7 +559,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv4_vrrp",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "vrrp",
         drop_reason: "IPv4 VRRP packet",
         description: "No action needed; VRRP goes to the CPU for the VRRP daemon",
@@ -527,7 +567,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_vrrp",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "vrrp",
         drop_reason: "IPv6 VRRP packet",
         description: "No action needed; VRRP goes to the CPU for the VRRP daemon",
@@ -535,7 +575,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv4_pim",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "pim",
         drop_reason: "IPv4 PIM packet",
         description: "No action needed; PIM goes to the CPU for the multicast routing daemon",
@@ -543,7 +583,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_pim",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "pim",
         drop_reason: "IPv6 PIM packet",
         description: "No action needed; PIM goes to the CPU for the multicast routing daemon",
@@ -554,7 +594,7 @@ pub static TRAPS: &[TrapInfo] = &[
     // dashboards that match on it.
     TrapInfo {
         name: "uc_loopback",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "uc_loopback",
         drop_reason: "Router interface loopback",
         description: "Validate the interface configuration",
@@ -562,7 +602,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "local_route",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "local_delivery",
         drop_reason: "Packet to a local address",
         description: "No action needed; packets for local routes are delivered to the CPU",
@@ -570,7 +610,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "external_route",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "external_delivery",
         drop_reason: "Route via an external interface",
         description:
@@ -579,7 +619,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_uc_dip_link_local_scope",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "local_delivery",
         drop_reason: "IPv6 link-local unicast destination",
         description: "No action needed; link-local unicast is delivered to the CPU",
@@ -587,7 +627,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_dip_all_nodes",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "ipv6",
         drop_reason: "IPv6 all-nodes multicast destination",
         description: "No action needed; ff02::1 traffic is delivered to the CPU",
@@ -595,7 +635,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_dip_all_routers",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "ipv6",
         drop_reason: "IPv6 all-routers multicast destination",
         description: "No action needed; ff02::2 traffic is delivered to the CPU",
@@ -603,7 +643,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_router_solicit",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "ipv6",
         drop_reason: "IPv6 router solicitation",
         description: "No action needed; router discovery goes to the CPU",
@@ -611,7 +651,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_router_advert",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "ipv6",
         drop_reason: "IPv6 router advertisement",
         description: "No action needed; router discovery goes to the CPU",
@@ -619,7 +659,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_redirect",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "ipv6",
         drop_reason: "IPv6 redirect",
         description: "No action needed; redirects go to the CPU",
@@ -627,7 +667,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv4_router_alert",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "local_delivery",
         drop_reason: "IPv4 router alert option",
         description: "No action needed; router alert packets go to the CPU",
@@ -635,7 +675,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipv6_router_alert",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "local_delivery",
         drop_reason: "IPv6 router alert option",
         description: "No action needed; router alert packets go to the CPU",
@@ -643,7 +683,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ptp_event",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "ptp_event",
         drop_reason: "PTP event message",
         description: "No action needed; PTP goes to the CPU for time stamping",
@@ -651,7 +691,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ptp_general",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "ptp_general",
         drop_reason: "PTP general message",
         description: "No action needed; PTP goes to the CPU for the PTP daemon",
@@ -659,7 +699,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "flow_action_sample",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "acl_sample",
         drop_reason: "Sampled by tc action",
         description: "No action needed; a tc sample action copied this packet to the CPU",
@@ -667,7 +707,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "flow_action_trap",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "acl_trap",
         drop_reason: "Trapped by tc action",
         description: "No action needed; a tc trap action sent this packet to the CPU",
@@ -675,7 +715,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "early_drop",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "buffer_drops",
         drop_reason: "WRED",
         description: "Monitor network congestion",
@@ -683,7 +723,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "vxlan_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "VXLAN header parsing error",
         description: "Check the sender for malformed VXLAN headers",
@@ -691,7 +731,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "llc_snap_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "LLC/SNAP header parsing error",
         description: "Check the sender for malformed LLC/SNAP headers",
@@ -699,7 +739,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "vlan_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "VLAN header parsing error",
         description: "Check the sender for malformed VLAN headers",
@@ -707,7 +747,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "pppoe_ppp_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "PPPoE/PPP header parsing error",
         description: "Check the sender for malformed PPPoE/PPP headers",
@@ -715,7 +755,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "mpls_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "MPLS header parsing error",
         description: "Check the sender for malformed MPLS headers",
@@ -723,7 +763,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "arp_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "ARP header parsing error",
         description: "Check the sender for malformed ARP headers",
@@ -731,7 +771,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ip_1_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "First IP header parsing error",
         description: "Check the sender for malformed IP headers",
@@ -739,7 +779,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ip_n_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "Last IP header parsing error",
         description: "Check the sender for malformed IP headers",
@@ -747,7 +787,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "gre_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "GRE header parsing error",
         description: "Check the sender for malformed GRE headers",
@@ -755,7 +795,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "udp_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "UDP header parsing error",
         description: "Check the sender for malformed UDP headers",
@@ -763,7 +803,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "tcp_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "TCP header parsing error",
         description: "Check the sender for malformed TCP headers",
@@ -771,7 +811,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "ipsec_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "IPsec header parsing error",
         description: "Check the sender for malformed IPsec headers",
@@ -779,7 +819,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "sctp_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "SCTP header parsing error",
         description: "Check the sender for malformed SCTP headers",
@@ -787,7 +827,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "dccp_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "DCCP header parsing error",
         description: "Check the sender for malformed DCCP headers",
@@ -795,7 +835,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "gtp_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "GTP header parsing error",
         description: "Check the sender for malformed GTP headers",
@@ -803,7 +843,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "esp_parsing",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "ESP header parsing error",
         description: "Check the sender for malformed ESP headers",
@@ -811,7 +851,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "blackhole_nexthop",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "Blackhole ARP/neighbor",
         description: "Validate ARP table for the next hop",
@@ -821,7 +861,7 @@ pub static TRAPS: &[TrapInfo] = &[
     // is normal outside promiscuous mode.
     TrapInfo {
         name: "dmac_filter",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "",
         drop_reason: "Destination MAC filtered",
         description:
@@ -830,7 +870,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "eapol",
-        trap_type: TrapType::Control,
+        trap_type: Kind::Control,
         group: "eapol",
         drop_reason: "802.1X EAPOL frame",
         description: "No action needed; EAPOL goes to the CPU for the 802.1X authenticator",
@@ -840,7 +880,7 @@ pub static TRAPS: &[TrapInfo] = &[
     // is 802.1X working as configured, hence Notice.
     TrapInfo {
         name: "locked_port",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l2_drops",
         drop_reason: "Locked port - source MAC not authorized",
         description: "Validate 802.1X authorization for this source MAC on the locked bridge port",
@@ -848,7 +888,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "irif_disabled",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "Ingress router interface is disabled",
         description: "Validate your configuration",
@@ -856,7 +896,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "erif_disabled",
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         group: "l3_drops",
         drop_reason: "Egress router interface is disabled",
         description: "Validate your configuration",
@@ -864,7 +904,7 @@ pub static TRAPS: &[TrapInfo] = &[
     },
     TrapInfo {
         name: "fid_miss",
-        trap_type: TrapType::Exception,
+        trap_type: Kind::Exception,
         group: "",
         drop_reason: "No FID for port and VLAN",
         description: "Validate the VLAN membership configuration of the bridge port",
@@ -872,12 +912,196 @@ pub static TRAPS: &[TrapInfo] = &[
     },
 ];
 
-/// Look a trap up by its exact devlink name.
+/// The vendor SDK's own bus name for the dummy devlink instance it reports
+/// traps through (NVIDIA Spectrum Switch SDK, sx_netdev: `devlink_dummy`).
+pub const SDK_DEVLINK_BUS: &str = "devlink_dummy";
+
+/// The five trap groups the vendor SDK reports (none is a devlink group name).
+pub const SDK_GROUPS: [&str; 5] = ["l2", "router", "tunnel", "acl", "buffer"];
+
+// An SDK trap name this table does not know: `devlink trap show` lists nothing
+// on that path (the SDK registers no traps with devlink), so point elsewhere.
+const UNKNOWN_SDK_TRAP_DESCRIPTION: &str =
+    "Vendor SDK trap: look the name up in the switch vendor's What Just Happened documentation";
+
+/// The traps NVIDIA's Spectrum Switch SDK reports (SONiC, Cumulus-class
+/// hosts) whose names are not generic devlink traps, in the order of
+/// `tests/data/sdk-traps.tsv`. Names the SDK shares with devlink (e.g.
+/// `unresolved_neigh`) have their one entry in [`TRAPS`]. The SDK always
+/// reports `trap_type` 0 (drop), so `trap_type` here is what decides.
+pub static SDK_TRAPS: &[TrapInfo] = &[
+    TrapInfo {
+        name: "port_isolation_filter",
+        trap_type: Kind::Drop,
+        group: "l2",
+        drop_reason: "MLAG port isolation",
+        description: "Expected behavior",
+        severity: "Notice",
+    },
+    TrapInfo {
+        name: "dmac_is_reserved",
+        trap_type: Kind::Drop,
+        group: "l2",
+        drop_reason: "Destination MAC is reserved (DMAC=01-80-C2-00-00-0x)",
+        description: "Bad packet was received from the peer",
+        severity: "Error",
+    },
+    // On the SDK path the unicast FDB discard has a name of its own, so WJH 206
+    // fits exactly (devlink folds it into port_list_is_empty).
+    TrapInfo {
+        name: "uc_fdb_filter",
+        trap_type: Kind::Drop,
+        group: "l2",
+        drop_reason: "Unicast MAC table action discard",
+        description: "Validate MAC table for this destination MAC",
+        severity: "Error",
+    },
+    TrapInfo {
+        name: "smac_equals_dmac",
+        trap_type: Kind::Drop,
+        group: "l2",
+        drop_reason: "Source MAC equals destination MAC",
+        description: "Bad packet was received from peer",
+        severity: "Error",
+    },
+    // No WJH reason exists (newer SDKs); texts in the style of WJH 209/210.
+    TrapInfo {
+        name: "smac_is_zero",
+        trap_type: Kind::Drop,
+        group: "l2",
+        drop_reason: "Source MAC is zero",
+        description: "Bad packet was received from peer",
+        severity: "Error",
+    },
+    TrapInfo {
+        name: "blackhole_neigh",
+        trap_type: Kind::Drop,
+        group: "router",
+        drop_reason: "Blackhole ARP/neighbor",
+        description: "Validate ARP table for the next hop",
+        severity: "Warning",
+    },
+    TrapInfo {
+        name: "sip_is_in_class_e",
+        trap_type: Kind::Drop,
+        group: "router",
+        drop_reason: "Source IP is in class E",
+        description: "Bad packet was received from the peer",
+        severity: "Error",
+    },
+    TrapInfo {
+        name: "sip_is_unspecified",
+        trap_type: Kind::Drop,
+        group: "router",
+        drop_reason: "Source IP is unspecified",
+        description: "Bad packet was received from the peer",
+        severity: "Error",
+    },
+    TrapInfo {
+        name: "mc_dmac_mismatch",
+        trap_type: Kind::Drop,
+        group: "router",
+        drop_reason: "Multicast MAC mismatch",
+        description: "Bad packet was received from the peer",
+        severity: "Error",
+    },
+    TrapInfo {
+        name: "sip_equals_dip",
+        trap_type: Kind::Drop,
+        group: "router",
+        drop_reason: "Source IP equals destination IP",
+        description: "Bad packet was received from the peer",
+        severity: "Error",
+    },
+    TrapInfo {
+        name: "ipv4_dip_is_local_network",
+        trap_type: Kind::Drop,
+        group: "router",
+        drop_reason: "IPv4 destination IP is local network (destination=0.0.0.0/8)",
+        description: "Bad packet was received from the peer",
+        severity: "Error",
+    },
+    TrapInfo {
+        name: "ipv4_dip_is_link_local",
+        trap_type: Kind::Drop,
+        group: "router",
+        drop_reason: "IPv4 destination IP is link local (destination in 169.254.0.0/16)",
+        description: "Bad packet was received from the peer",
+        severity: "Error",
+    },
+    // No WJH reason exists (newer SDKs). A uRPF failure is either spoofing or
+    // asymmetric routing the uRPF mode does not allow, hence Warning.
+    TrapInfo {
+        name: "packet_source_IP_can't_be_verified",
+        trap_type: Kind::Drop,
+        group: "router",
+        drop_reason: "Unicast reverse-path forwarding (uRPF) check failed",
+        description: "Validate the route back to this source IP and the uRPF mode of the ingress router interface",
+        severity: "Warning",
+    },
+    TrapInfo {
+        name: "overlay_smac_equals_dmac",
+        trap_type: Kind::Drop,
+        group: "tunnel",
+        drop_reason: "Overlay switch - Source MAC equals destination MAC",
+        description: "The peer sent a bad packet",
+        severity: "Error",
+    },
+    // No WJH reason exists (newer SDKs); texts in the style of WJH 402/403.
+    TrapInfo {
+        name: "overlay_smac_is_zero",
+        trap_type: Kind::Drop,
+        group: "tunnel",
+        drop_reason: "Overlay switch - Source MAC is zero",
+        description: "The peer sent a bad packet",
+        severity: "Error",
+    },
+    // No WJH reason exists (newer SDKs); isolation working as configured,
+    // hence Notice like WJH 201.
+    TrapInfo {
+        name: "encap_port_isolation",
+        trap_type: Kind::Drop,
+        group: "tunnel",
+        drop_reason: "Encapsulation port isolation",
+        description: "Expected behavior; validate the port isolation configuration if this traffic should enter the tunnel",
+        severity: "Notice",
+    },
+    // No WJH reason names the multipoint bind point (newer SDKs); the action
+    // is the one every WJH ACL reason gives.
+    TrapInfo {
+        name: "flow_action_drop",
+        trap_type: Kind::Drop,
+        group: "acl",
+        drop_reason: "Multipoint ACL",
+        description: "Validate ACL configuration",
+        severity: "Notice",
+    },
+    // Threshold events: the packet was mirrored to the CPU because its traffic
+    // class crossed a configured threshold; it was not dropped.
+    TrapInfo {
+        name: "congestion_thresh_crossed",
+        trap_type: Kind::Threshold,
+        group: "buffer",
+        drop_reason: "Port TC congestion threshold crossed",
+        description: "Monitor network congestion",
+        severity: "Notice",
+    },
+    TrapInfo {
+        name: "latency_thresh_crossed",
+        trap_type: Kind::Threshold,
+        group: "buffer",
+        drop_reason: "Packet latency threshold crossed",
+        description: "Monitor network congestion",
+        severity: "Notice",
+    },
+];
+
+/// Look a trap up by its exact name (devlink or vendor SDK).
 pub fn lookup(trap_name: &str) -> Option<&'static TrapInfo> {
     // Built once on first use so TRAPS can stay in the TSV's order (easy to
     // diff against the reference) while per-event lookups stay O(1).
     static INDEX: OnceLock<HashMap<&'static str, &'static TrapInfo>> = OnceLock::new();
-    INDEX.get_or_init(|| TRAPS.iter().map(|t| (t.name, t)).collect()).get(trap_name).copied()
+    INDEX.get_or_init(|| TRAPS.iter().chain(SDK_TRAPS).map(|t| (t.name, t)).collect()).get(trap_name).copied()
 }
 
 /// The texts for a trap. Known traps: the table. Unknown traps (a driver-specific
@@ -902,6 +1126,24 @@ pub fn classify(trap_name: &str, trap_type: TrapType) -> Taxon<'_> {
     }
 }
 
+/// The type and texts for a report from the vendor SDK, whose kernel
+/// `trap_type` is always 0 (drop) and so says nothing: a known name gets the
+/// table's type; an unknown one is taken as the drop the kernel said, with its
+/// name as the reason and a pointer to the vendor's documentation (not to
+/// `devlink trap show`, which lists nothing on that path).
+pub fn classify_sdk(trap_name: &str) -> (Kind, Taxon<'_>) {
+    match lookup(trap_name) {
+        Some(info) => (
+            info.trap_type,
+            Taxon { drop_reason: info.drop_reason, description: info.description, severity: info.severity },
+        ),
+        None => (
+            Kind::Drop,
+            Taxon { drop_reason: trap_name, description: UNKNOWN_SDK_TRAP_DESCRIPTION, severity: "Error" },
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -909,6 +1151,7 @@ mod tests {
 
     const DEVLINK_TRAPS_TSV: &str = include_str!("../tests/data/devlink-traps.tsv");
     const WJH_REASONS_TSV: &str = include_str!("../tests/data/wjh-reasons.tsv");
+    const SDK_TRAPS_TSV: &str = include_str!("../tests/data/sdk-traps.tsv");
 
     const SEVERITIES: [&str; 5] = ["Critical", "Error", "Warning", "Notice", "Info"];
 
@@ -922,11 +1165,11 @@ mod tests {
         tsv.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split('\t').collect())
     }
 
-    fn parse_type(s: &str) -> TrapType {
+    fn parse_type(s: &str) -> Kind {
         match s {
-            "drop" => TrapType::Drop,
-            "exception" => TrapType::Exception,
-            "control" => TrapType::Control,
+            "drop" => Kind::Drop,
+            "exception" => Kind::Exception,
+            "control" => Kind::Control,
             other => panic!("unknown trap type {other:?} in devlink-traps.tsv"),
         }
     }
@@ -991,14 +1234,14 @@ mod tests {
     #[test]
     fn names_are_unique() {
         let mut seen = HashSet::new();
-        for t in TRAPS {
+        for t in TRAPS.iter().chain(SDK_TRAPS) {
             assert!(seen.insert(t.name), "duplicate entry {}", t.name);
         }
     }
 
     #[test]
     fn texts_are_present_and_severities_valid() {
-        for t in TRAPS {
+        for t in TRAPS.iter().chain(SDK_TRAPS) {
             assert!(SEVERITIES.contains(&t.severity), "{}: {}", t.name, t.severity);
             assert!(!t.drop_reason.is_empty(), "{}: empty drop_reason", t.name);
             assert!(!t.description.is_empty(), "{}: empty description", t.name);
@@ -1033,7 +1276,7 @@ mod tests {
     #[test]
     fn ttl_value_is_too_small_is_an_l3_exception() {
         let t = lookup("ttl_value_is_too_small").expect("in table");
-        assert_eq!(t.trap_type, TrapType::Exception);
+        assert_eq!(t.trap_type, Kind::Exception);
         assert_eq!(t.group, "l3_exceptions");
     }
 
@@ -1042,5 +1285,119 @@ mod tests {
         assert_eq!(TrapType::Drop.as_str(), "drop");
         assert_eq!(TrapType::Exception.as_str(), "exception");
         assert_eq!(TrapType::Control.as_str(), "control");
+    }
+
+    /// The SDK TSV's rows (comment lines skipped): name, group, syndrome, meaning, upstream, cookie.
+    fn sdk_rows() -> Vec<Vec<&'static str>> {
+        let rows: Vec<Vec<&str>> = SDK_TRAPS_TSV
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .skip(1)
+            .map(|l| l.split('\t').collect())
+            .collect();
+        for row in &rows {
+            assert_eq!(row.len(), 6, "malformed row {row:?}");
+        }
+        assert!(rows.len() > 40, "sdk-traps.tsv read wrongly: {} rows", rows.len());
+        rows
+    }
+
+    #[test]
+    fn every_sdk_trap_has_one_entry() {
+        let devlink = tsv_trap_names();
+        let mut sdk_only = Vec::new();
+        for row in sdk_rows() {
+            let (name, group) = (row[0], row[1]);
+            assert!(SDK_GROUPS.contains(&group), "{name}: group {group:?} is not an SDK group");
+            let info = lookup(name).unwrap_or_else(|| panic!("SDK trap {name} has no taxonomy entry"));
+            let in_sdk_table = SDK_TRAPS.iter().any(|t| t.name == name);
+            if devlink.contains(name) {
+                // Shared with devlink: the one entry is the devlink one.
+                assert!(!in_sdk_table, "{name} is a devlink trap and must not be repeated in SDK_TRAPS");
+                assert!(TRAPS.iter().any(|t| std::ptr::eq(t, info)), "{name}");
+            } else {
+                assert!(in_sdk_table, "{name} must be in SDK_TRAPS");
+                assert_eq!(info.group, group, "group of {name}");
+                sdk_only.push(name);
+            }
+        }
+        let table: Vec<_> = SDK_TRAPS.iter().map(|t| t.name).collect();
+        assert_eq!(table, sdk_only, "SDK_TRAPS: exactly the SDK-only names, in the TSV's order");
+    }
+
+    #[test]
+    fn threshold_events_are_not_drops() {
+        let mut thresholds = 0;
+        for row in sdk_rows() {
+            let (name, meaning) = (row[0], row[3]);
+            let kind = lookup(name).unwrap().trap_type;
+            if meaning.contains("not a drop") {
+                assert_eq!(kind, Kind::Threshold, "{name}: {meaning}");
+                thresholds += 1;
+            } else {
+                assert_ne!(kind, Kind::Threshold, "{name}: {meaning}");
+            }
+        }
+        assert_eq!(thresholds, 2);
+        // Threshold is the SDK's alone: no devlink trap has it.
+        assert!(TRAPS.iter().all(|t| t.trap_type != Kind::Threshold));
+    }
+
+    #[test]
+    fn sdk_names_take_the_type_of_their_upstream_counterpart() {
+        for row in sdk_rows() {
+            let (name, upstream) = (row[0], strip_note(row[4]));
+            if upstream == "-" || upstream == name {
+                continue;
+            }
+            let theirs = lookup(upstream).unwrap_or_else(|| panic!("{upstream} missing"));
+            assert_eq!(lookup(name).unwrap().trap_type, theirs.trap_type, "{name} vs {upstream}");
+        }
+    }
+
+    #[test]
+    fn sdk_wjh_texts_are_copied_verbatim() {
+        // SDK-only name -> the WJH reason it is (same hardware syndrome).
+        let map = [
+            ("port_isolation_filter", 201),
+            ("dmac_is_reserved", 202),
+            ("uc_fdb_filter", 206),
+            ("smac_equals_dmac", 210),
+            ("blackhole_neigh", 304),
+            ("sip_is_in_class_e", 311),
+            ("sip_is_unspecified", 313),
+            ("mc_dmac_mismatch", 315),
+            ("sip_equals_dip", 316),
+            ("ipv4_dip_is_local_network", 318),
+            ("ipv4_dip_is_link_local", 319),
+            ("overlay_smac_equals_dmac", 403),
+            ("congestion_thresh_crossed", 505),
+            ("latency_thresh_crossed", 506),
+        ];
+        let wjh: HashMap<u32, Vec<&str>> =
+            rows(WJH_REASONS_TSV).filter_map(|r| Some((r[0].parse().ok()?, r))).collect();
+        for (name, id) in map {
+            let row = &wjh[&id];
+            let info = SDK_TRAPS.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(info.drop_reason, row[2], "{name}: reason of WJH {id}");
+            assert_eq!(info.severity, row[3], "{name}: severity of WJH {id}");
+            assert_eq!(info.description, row[4], "{name}: action of WJH {id}");
+        }
+    }
+
+    #[test]
+    fn sdk_classification() {
+        let (kind, t) = classify_sdk("unresolved_neigh");
+        assert_eq!(kind, Kind::Exception);
+        assert_eq!(t.drop_reason, "Unresolved  neighbor /next-hop");
+        let (kind, t) = classify_sdk("latency_thresh_crossed");
+        assert_eq!((kind, t.severity), (Kind::Threshold, "Notice"));
+        let (kind, t) = classify_sdk("some_future_sdk_trap");
+        assert_eq!(kind, Kind::Drop);
+        assert_eq!(t.drop_reason, "some_future_sdk_trap");
+        assert_eq!(t.description, UNKNOWN_SDK_TRAP_DESCRIPTION);
+        assert_eq!(t.severity, "Error");
+        assert_eq!(Kind::Threshold.as_str(), "threshold");
+        assert_eq!(Kind::from(TrapType::Exception), Kind::Exception);
     }
 }

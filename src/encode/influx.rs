@@ -132,7 +132,7 @@ impl InfluxEncoder {
         // Tags, in byte order of their keys.
         line.tag("description", s.description);
         line.tag("deviceIP", &ctx.device_ip);
-        if let Some(t) = trap.filter(|t| !t.device_name.is_empty()) {
+        if let Some(t) = trap.filter(|_| s.devlink_device) {
             line.tag("devlinkDevice", DevlinkHandle(t.bus_name.as_str(), t.device_name.as_str()));
         }
         line.tag("dropReason", &s.drop_reason);
@@ -162,7 +162,7 @@ impl InfluxEncoder {
         if let Some(t) = trap {
             line.tag("trapGroup", t.trap_group.as_str());
             line.tag("trapName", t.trap_name.as_str());
-            line.tag("trapType", t.trap_type.as_str());
+            line.tag("trapType", s.trap_type);
         }
 
         // Fields, in byte order of their keys.

@@ -291,9 +291,9 @@ impl JsonEncoder {
             netns_ino: rec.ingress.netns_ino,
             trap_name: trap.map(|t| t.trap_name.as_str()),
             trap_group: trap.map(|t| t.trap_group.as_str()),
-            trap_type: trap.map(|t| t.trap_type.as_str()),
+            trap_type: trap.map(|_| s.trap_type),
             devlink_device: trap
-                .filter(|t| !t.device_name.is_empty())
+                .filter(|_| s.devlink_device)
                 .map(|t| Text(DevlinkHandle(t.bus_name.as_str(), t.device_name.as_str()))),
             flow_action_cookie: trap.and_then(|t| t.cookie.as_ref()).map(|c| Text(Hex(c.captured()))),
             flow_action_cookie_len: trap.and_then(|t| t.cookie).map(|c| c.len),

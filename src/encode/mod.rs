@@ -17,7 +17,7 @@ use crate::config::TaxonomyOverride;
 use crate::netdb::NetDb;
 use crate::record::{Network, Origin, Record, Transport};
 use crate::stats::Snapshot;
-use crate::taxonomy::{self, TrapType};
+use crate::taxonomy::{self, Kind};
 
 /// Everything an encoder needs besides the record, fixed at start-up.
 #[derive(Debug, Default)]
@@ -97,6 +97,11 @@ pub(crate) struct Summary<'a> {
     pub drop_type: &'a str,
     pub drop_reason: Cow<'a, str>,
     pub message: &'a str,
+    /// `trapType` of a devlink report: the kernel's, except for vendor SDK
+    /// reports (whose kernel type is always drop), where the taxonomy's.
+    pub trap_type: &'static str,
+    /// `devlinkDevice` is reported (not for the SDK's dummy instance).
+    pub devlink_device: bool,
     pub packet_type: &'static str,
     pub source: &'static str,
 }
@@ -106,6 +111,8 @@ pub(crate) struct Summary<'a> {
 pub const MESSAGE_DROP: &str = "fwdDrop";
 pub const MESSAGE_EXCEPTION: &str = "fwdException";
 pub const MESSAGE_CONTROL: &str = "fwdControl";
+/// A vendor SDK threshold event (congestion or latency): not a drop.
+pub const MESSAGE_THRESHOLD: &str = "fwdThreshold";
 pub const MESSAGE_KERNEL_DROP: &str = "kernelDrop";
 
 /// The measurement of trapstream's own counters.
@@ -126,7 +133,13 @@ impl<'a> Summary<'a> {
         match &rec.origin {
             Origin::Devlink(trap) => {
                 let name = trap.trap_name.as_str();
-                let taxon = taxonomy::classify(name, trap.trap_type);
+                let sdk = trap.is_vendor_sdk();
+                // The SDK reports every trap as a drop; its type is the table's.
+                let (kind, taxon) = if sdk {
+                    taxonomy::classify_sdk(name)
+                } else {
+                    (Kind::from(trap.trap_type), taxonomy::classify(name, trap.trap_type))
+                };
                 let local = ctx.taxonomy.get(name);
                 let pick =
                     |over: Option<&'a String>, built_in: &'a str| over.map_or(built_in, String::as_str);
@@ -135,22 +148,25 @@ impl<'a> Summary<'a> {
                 } else {
                     trap.trap_group.as_str()
                 };
-                let message = match trap.trap_type {
-                    TrapType::Drop => MESSAGE_DROP,
-                    TrapType::Exception => MESSAGE_EXCEPTION,
-                    TrapType::Control => MESSAGE_CONTROL,
+                let message = match kind {
+                    Kind::Drop => MESSAGE_DROP,
+                    Kind::Exception => MESSAGE_EXCEPTION,
+                    Kind::Control => MESSAGE_CONTROL,
+                    Kind::Threshold => MESSAGE_THRESHOLD,
                 };
                 Summary {
                     ingress_port,
                     egress_port,
                     description: pick(local.and_then(|o| o.description.as_ref()), taxon.description),
                     severity: pick(local.and_then(|o| o.severity.as_ref()), taxon.severity),
-                    drop_type: drop_type(group),
+                    drop_type: if sdk { sdk_drop_type(group) } else { drop_type(group) },
                     drop_reason: Cow::Borrowed(pick(
                         local.and_then(|o| o.drop_reason.as_ref()),
                         taxon.drop_reason,
                     )),
                     message: pick(local.and_then(|o| o.message.as_ref()), message),
+                    trap_type: kind.as_str(),
+                    devlink_device: !sdk && !trap.device_name.is_empty(),
                     packet_type,
                     source: "devlink",
                 }
@@ -163,6 +179,8 @@ impl<'a> Summary<'a> {
                 drop_type: "kernel",
                 drop_reason: ctx.drop_reasons.name(drop.reason),
                 message: MESSAGE_KERNEL_DROP,
+                trap_type: "",
+                devlink_device: false,
                 packet_type,
                 source: "skb",
             },
@@ -175,6 +193,16 @@ pub(crate) fn drop_type(group: &str) -> &str {
     match group.split('_').next() {
         Some(prefix) if !prefix.is_empty() => prefix,
         _ => NOT_AVAILABLE,
+    }
+}
+
+/// dropType for the vendor SDK's groups, in the words devlink's groups get:
+/// its `router` group is devlink's `l3_*`; `l2`, `tunnel`, `acl` and `buffer`
+/// already read as devlink's prefixes do.
+pub(crate) fn sdk_drop_type(group: &str) -> &str {
+    match group {
+        "router" => "l3",
+        other => drop_type(other),
     }
 }
 
