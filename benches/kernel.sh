@@ -8,8 +8,8 @@
 #   stats    ns per event of the attached program under a flood of real drops,
 #            from bpf_stats (run_time_ns / run_cnt), --source skb vs -u 1, alternating
 #   cost     flood rate with trapstream attached / without, alternating off, on, ...
-#   e2e      the highest drop rate with zero loss (ring_lost, channel_lost,
-#            send_lost, refused all 0, read = sent) over E2E_SECS at default
+#   e2e      the highest drop rate with zero loss (nested, ring_lost, decode_errors, channel_lost,
+#            send_lost, unacked_lost, refused all 0, read = sent) over E2E_SECS at default
 #            settings, and trapstream's RSS at that rate
 #   profile  perf record of the flood process, off / per event / aggregated: where a drop's time goes
 #
@@ -279,7 +279,7 @@ e2e_run() {
 	stop_agent
 	local collected
 	collected=$(stop_collector)
-	lost=$(($(counter ring_lost) + $(counter channel_lost) + $(counter send_lost) + $(counter refused)))
+	lost=$(($(counter nested) + $(counter ring_lost) + $(counter decode_errors) + $(counter channel_lost) + $(counter send_lost) + $(counter unacked_lost) + $(counter refused)))
 	E2E_OK=0
 	[ "$lost" = 0 ] && [ "$(counter read)" = "$(counter sent)" ] && E2E_OK=1
 	E2E_LINE="asked ${rate}/s got ${got}/s for ${E2E_SECS}s: ok=$E2E_OK VmRSS=${rss}kB VmHWM=${hwm}kB; $FINAL; collector: $collected; load $(cut -d' ' -f1-3 /proc/loadavg)"
