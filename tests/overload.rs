@@ -181,13 +181,14 @@ fn udp_collector_absent_then_back() {
     assert!(sent - refused - delivered <= 2, "unreported refusals stay few at this rate: {stats}");
 }
 
-#[test]
-fn sigterm_during_a_flood_delivers_everything_read() {
-    let hosts = Hosts::new();
-    let cfg = only_our_drops(&hosts);
+/// SIGTERM 80 ms into a flood of drops to `ports`, with big batches and a
+/// long interval so that records are still queued and packed at the signal.
+/// Returns the exit status, the final counters, what the collector got and
+/// how many drops the flood made.
+fn stop_mid_flood(hosts: &Hosts, ports: &[u16]) -> (i32, String, Vec<Vec<u8>>, u64) {
+    let cfg = only_our_drops(hosts);
     let collector = Collector::bind("127.0.0.1:0");
     let port = collector.port().to_string();
-    // Long interval and big batches: at the signal, batches are still queued.
     let ts = Trapstream::start(&[
         "--source",
         "skb",
@@ -207,7 +208,7 @@ fn sigterm_during_a_flood_delivers_everything_read() {
         let flood = s.spawn(|| {
             let mut sent = 0;
             for _ in 0..30 {
-                sent += hosts.udp_flood(&sock, &hosts.v4_b, &[44300, 44301], 20, 16, None);
+                sent += hosts.udp_flood(&sock, &hosts.v4_b, ports, 20, 16, None);
                 std::thread::sleep(Duration::from_millis(5));
             }
             sent
@@ -219,6 +220,13 @@ fn sigterm_during_a_flood_delivers_everything_read() {
     let (status, _, stats) = stopped;
     let mut datagrams = Vec::new();
     collector.drain(&mut datagrams);
+    (status, stats, datagrams, generated)
+}
+
+#[test]
+fn sigterm_during_a_flood_delivers_everything_read() {
+    let hosts = Hosts::new();
+    let (status, stats, datagrams, generated) = stop_mid_flood(&hosts, &[44300, 44301]);
     assert_eq!(status, 0);
     let read = counter(&stats, "read");
     assert!(read > 0 && read < generated, "stopped mid-flood: read {read} of {generated}");
@@ -238,39 +246,8 @@ fn sigterm_during_a_flood_delivers_everything_read() {
 #[test]
 fn the_last_stats_record_is_the_final_ledger() {
     let hosts = Hosts::new();
-    let cfg = only_our_drops(&hosts);
-    let collector = Collector::bind("127.0.0.1:0");
-    let port = collector.port().to_string();
-    // Big batches and a long interval: at the signal, records are still
-    // queued and packed, not yet sent.
-    let ts = Trapstream::start(&[
-        "--source",
-        "skb",
-        "-c",
-        cfg.arg(),
-        "-i",
-        "30",
-        "-b",
-        "1000",
-        "--max-datagram",
-        "65000",
-        "127.0.0.1",
-        &port,
-    ]);
-    let sock = hosts.socket_in_a();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            for _ in 0..30 {
-                hosts.udp_flood(&sock, &hosts.v4_b, &[44400, 44401], 20, 16, None);
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-        std::thread::sleep(Duration::from_millis(80));
-        let (status, _, _) = ts.stop();
-        assert_eq!(status, 0);
-    });
-    let mut datagrams = Vec::new();
-    collector.drain(&mut datagrams);
+    let (status, _, datagrams, _) = stop_mid_flood(&hosts, &[44400, 44401]);
+    assert_eq!(status, 0);
     let objects: Vec<Value> = datagrams
         .iter()
         .flat_map(|d| serde_json::from_slice::<Value>(d).expect("JSON").as_array().expect("array").clone())

@@ -552,6 +552,17 @@ mod tests {
         assert_eq!(handed, total.sent + total.lost + total.unacked_lost, "{total:?}");
     }
 
+    /// Six batches of ten lines, 6 KB: more than the slow collector's window,
+    /// less than the send buffer, so that no write waits. Returns what the
+    /// sink reported and the records handed to it.
+    fn send_six_batches(sink: &mut TcpSink) -> (Delivery, u64) {
+        let mut total = Delivery::default();
+        for n in 0..6 {
+            total.add(sink.send(&batch(n, 10), 10).unwrap());
+        }
+        (total, 60)
+    }
+
     /// The collector's TCP holds some lines unread, more wait unacknowledged
     /// in trapstream's send queue, and the collector resets the connection:
     /// what it acknowledged was sent, the rest is lost, and both are counted.
@@ -559,13 +570,7 @@ mod tests {
     fn lines_unacknowledged_when_the_collector_resets_are_counted_lost() {
         let listener = slow_listener();
         let mut sink = TcpSink::new(listener.local_addr().unwrap(), Duration::from_millis(50), 1 << 20);
-        let (mut total, mut handed) = (Delivery::default(), 0u64);
-        // 6 KB: more than the collector's window, less than the send buffer,
-        // so that no write waits.
-        for n in 0..6 {
-            total.add(sink.send(&batch(n, 10), 10).unwrap());
-            handed += 10;
-        }
+        let (mut total, handed) = send_six_batches(&mut sink);
         let (conn, _) = listener.accept().unwrap();
         // Long enough for the collector's TCP to acknowledge all it holds.
         std::thread::sleep(Duration::from_millis(300));
@@ -602,11 +607,7 @@ mod tests {
     fn close_counts_what_the_collector_never_acknowledged() {
         let listener = slow_listener();
         let mut sink = TcpSink::new(listener.local_addr().unwrap(), Duration::from_millis(50), 1 << 20);
-        let (mut total, mut handed) = (Delivery::default(), 0u64);
-        for n in 0..6 {
-            total.add(sink.send(&batch(n, 10), 10).unwrap());
-            handed += 10;
-        }
+        let (mut total, handed) = send_six_batches(&mut sink);
         let (conn, _) = listener.accept().unwrap();
         total.add(sink.close().unwrap());
         assert_eq!(sink.queued(), 0);
