@@ -8,21 +8,10 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Hosts, TempConfig, Trapstream};
+use common::{nft, run_cmd as run, Hosts, TempConfig, Trapstream};
 use serde_json::Value;
 
 const N: u16 = 8;
-
-fn run(args: &[&str]) {
-    let status = Command::new(args[0]).args(&args[1..]).status().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(status.success(), "{args:?}: {status}");
-}
-
-fn nft(ns: &str, args: &[&str]) {
-    let mut command = vec!["ip", "netns", "exec", ns, "nft"];
-    command.extend_from_slice(args);
-    run(&command);
-}
 
 /// Drop UDP to ports `lo..=hi` in `ns`'s postrouting hook: after routing,
 /// with skb->dev already the way out.

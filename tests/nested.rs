@@ -10,52 +10,19 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{counter, Hosts, TempConfig, Trapstream};
+use common::{counter, nft, run_cmd as run, Hosts, TempConfig, Trapstream};
 use serde_json::Value;
-
-fn run(args: &[&str]) {
-    let status = Command::new(args[0]).args(&args[1..]).status().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(status.success(), "{args:?}: {status}");
-}
 
 #[test]
 fn a_drop_interrupting_a_run_is_counted_as_nested_and_corrupts_nothing() {
     assert!(std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2, "this test needs two CPUs");
     let hosts = Hosts::new();
     // CPU 0's own drops: A's output hook drops UDP to port 46000.
-    run(&["ip", "netns", "exec", &hosts.ns_a, "nft", "add", "table", "inet", "ts"]);
-    run(&[
-        "ip",
-        "netns",
-        "exec",
-        &hosts.ns_a,
-        "nft",
-        "add",
-        "chain",
-        "inet",
-        "ts",
-        "out",
-        "{ type filter hook output priority 0 ; }",
-    ]);
-    run(&[
-        "ip",
-        "netns",
-        "exec",
-        &hosts.ns_a,
-        "nft",
-        "add",
-        "rule",
-        "inet",
-        "ts",
-        "out",
-        "udp",
-        "dport",
-        "46000",
-        "drop",
-    ]);
+    nft(&hosts.ns_a, &["add", "table", "inet", "ts"]);
+    nft(&hosts.ns_a, &["add", "chain", "inet", "ts", "out", "{ type filter hook output priority 0 ; }"]);
+    nft(&hosts.ns_a, &["add", "rule", "inet", "ts", "out", "udp", "dport", "46000", "drop"]);
     // B's receive processing goes to CPU 0, whichever CPU sent.
     run(&[
         "ip",

@@ -7,21 +7,29 @@ use std::time::{Duration, Instant};
 
 use common::{counter, Hosts, TempConfig, Trapstream};
 
-#[test]
-fn rate_limit_bounds_events_and_counts_what_it_suppressed() {
+/// Flood B's closed `ports` with `per_port` drops each under `limits`
+/// (configuration lines), keeping only those drops; returns the drops sent,
+/// how long the flood took, and trapstream's stdout and final counters.
+fn flood_under(limits: &str, ports: &[u16], per_port: u32) -> (u64, Duration, String, String) {
     let hosts = Hosts::new();
-    let only_b = TempConfig::new(&format!(
-        "stdout = true\nsource = \"skb\"\nrate_limit = \"200/s\"\n[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
+    let cfg = TempConfig::new(&format!(
+        "stdout = true\nsource = \"skb\"\n{limits}\n[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
         Hosts::netns_ino(&hosts.ns_b)
     ));
-    let ts = Trapstream::start(&["--config", only_b.arg()]);
+    let ts = Trapstream::start(&["--config", cfg.arg()]);
     let sock = hosts.socket_in_a();
     let start = Instant::now();
-    let sent = hosts.udp_flood(&sock, &hosts.v4_b, &[39000, 39001], 3000, 16, None);
+    let sent = hosts.udp_flood(&sock, &hosts.v4_b, ports, per_port, 16, None);
     let elapsed = start.elapsed();
     std::thread::sleep(Duration::from_millis(300));
     let (status, stdout, final_stats) = ts.stop();
     assert_eq!(status, 0);
+    (sent, elapsed, stdout, final_stats)
+}
+
+#[test]
+fn rate_limit_bounds_events_and_counts_what_it_suppressed() {
+    let (sent, elapsed, stdout, final_stats) = flood_under("rate_limit = \"200/s\"", &[39000, 39001], 3000);
 
     let seen = counter(&final_stats, "seen") - counter(&final_stats, "filtered");
     let read = counter(&final_stats, "read");
@@ -47,19 +55,8 @@ fn rate_limit_bounds_events_and_counts_what_it_suppressed() {
 /// left the limit's tokens untouched.)
 #[test]
 fn a_full_ring_does_not_swallow_what_the_rate_limit_suppressed() {
-    let hosts = Hosts::new();
-    let cfg = TempConfig::new(&format!(
-        "stdout = true\nsource = \"skb\"\nrate_limit = \"1000/s\"\nring_size = 4096\n[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
-        Hosts::netns_ino(&hosts.ns_b)
-    ));
-    let ts = Trapstream::start(&["--config", cfg.arg()]);
-    let sock = hosts.socket_in_a();
-    let start = Instant::now();
-    let sent = hosts.udp_flood(&sock, &hosts.v4_b, &[39100, 39101], 10_000, 16, None);
-    let elapsed = start.elapsed();
-    std::thread::sleep(Duration::from_millis(300));
-    let (status, _, final_stats) = ts.stop();
-    assert_eq!(status, 0);
+    let (sent, elapsed, _, final_stats) =
+        flood_under("rate_limit = \"1000/s\"\nring_size = 4096", &[39100, 39101], 10_000);
     let passed = counter(&final_stats, "read") + counter(&final_stats, "ring_lost");
     let budget = 1000.0 + 1000.0 * (elapsed.as_secs_f64() + 0.3);
     assert!(

@@ -586,6 +586,13 @@ pub fn run_cmd(cmd: &[&str]) {
     run(cmd);
 }
 
+/// An nft command that must succeed, inside namespace `ns`.
+pub fn nft(ns: &str, args: &[&str]) {
+    let mut command = vec!["ip", "netns", "exec", ns, "nft"];
+    command.extend_from_slice(args);
+    run(&command);
+}
+
 pub fn mac_bytes(mac: &str) -> [u8; 6] {
     let mut m = [0u8; 6];
     for (o, part) in m.iter_mut().zip(mac.split(':')) {
