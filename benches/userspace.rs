@@ -74,7 +74,7 @@ fn cstr<const N: usize>(s: &str) -> [i8; N] {
     out
 }
 
-/// The 320 bytes the BPF program writes for an IPv4/UDP packet, as the ring
+/// The 384 bytes the BPF program writes for an IPv4/UDP packet, as the ring
 /// buffer hands them to the poll thread. `i` varies addresses, ports and ids.
 fn raw_event(kind: Kind, i: usize, no_socket: u32) -> Vec<u8> {
     let mut e = match kind {

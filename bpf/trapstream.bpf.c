@@ -138,6 +138,19 @@ struct {
 	__type(value, struct ts_rate_bucket);
 } rate_buckets SEC(".maps");
 
+/*
+ * A vendor SDK reports every trap as a drop (trap_type 0), exceptions and
+ * threshold crossings included. User space fills this map from its taxonomy
+ * before load: key kind TS_FILTER_TRAP_NAME and the SDK's trap name, value a
+ * TS_TRAP_TYPE_*. A name not in it stays a drop.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct ts_filter_key);
+	__type(value, __u8);
+} sdk_trap_types SEC(".maps");
+
 /* The clock as of the last jiffy, per CPU (see recent_time). */
 struct time_cache {
 	__u64 jiffies;

@@ -35,6 +35,13 @@
 #define TS_TRAP_TYPE_DROP 0
 #define TS_TRAP_TYPE_EXCEPTION 1
 #define TS_TRAP_TYPE_CONTROL 2
+/*
+ * Not a devlink type: a vendor SDK's buffer threshold crossing (congestion,
+ * latency), which is neither a drop nor an exception. The SDK reports every
+ * trap with type 0; for its traps the kernel side takes the type from the
+ * `sdk_trap_types` map, which user space fills from its taxonomy.
+ */
+#define TS_TRAP_TYPE_THRESHOLD 3
 #define TS_TRAP_TYPE_NONE 0xff
 
 /* skb drop reason when the running kernel's kfree_skb has no reason argument (5.10). */
@@ -84,6 +91,12 @@
  * interrupted run owns the per-CPU scratch buffers. Not counted in SEEN.
  */
 #define TS_CNT_NESTED 6
+/*
+ * Kernel drops that were a vendor SDK freeing its copy of a packet it had
+ * just reported as a trap (kfree_skb right after the tracepoint): the same
+ * packet, already delivered as the trap. Not counted in SEEN.
+ */
+#define TS_CNT_SDK_FREES 7
 #define TS_CNT_MAX 8
 
 /* Rate limiter buckets (map `rate_buckets`), keyed like filters: kind = source. */
@@ -135,6 +148,29 @@ struct ts_packet {
 	__u16 _pad1;
 };
 
+/* struct ts_wjh.flags */
+#define TS_WJH_FIELDS 1        /* the running kernel's trap metadata has SONiC's extra fields */
+#define TS_WJH_TC_VALID 2      /* out_tc is valid */
+#define TS_WJH_OCC_VALID 4     /* tc_occupancy is valid */
+#define TS_WJH_LATENCY_VALID 8 /* latency is valid */
+
+/*
+ * SONiC's extension of struct devlink_trap_metadata (the SDK's WJH buffer
+ * "linux channel"), read only where the kernel's BTF has the fields. Values
+ * are the SDK's raw units; user space scales them. All zero otherwise.
+ */
+struct ts_wjh {
+	__u64 tc_occupancy;   /* egress traffic-class buffer occupancy, raw */
+	__u64 latency;        /* egress latency, raw */
+	__u32 out_ifindex;    /* egress port (a LAG's member port); 0 = none */
+	__u32 out_lag_ifindex;/* egress LAG; 0 = none */
+	__u16 out_tc;         /* egress traffic class */
+	__u8 flags;           /* TS_WJH_* */
+	__u8 _pad[5];
+	char out_ifname[TS_IFNAMSIZ];
+	char out_lag_name[TS_IFNAMSIZ];
+};
+
 struct ts_event {
 	__u8 kind;            /* TS_KIND_EVENT */
 	__u8 source;          /* TS_SOURCE_* */
@@ -153,6 +189,7 @@ struct ts_event {
 	char bus_name[TS_BUS_NAME_LEN];
 	char dev_name[TS_DEV_NAME_LEN];
 	__u8 cookie[TS_COOKIE_MAX];
+	struct ts_wjh wjh;    /* devlink source only */
 	struct ts_packet pkt;
 };
 
@@ -170,7 +207,10 @@ struct ts_flow_key {
 	/* skb: ifindex the packet came in on, so that forwarded flows from two
 	 * ingress ports to one egress port stay apart */
 	__u32 skb_iif;
-	__u32 _pad0;
+	/* devlink, SONiC kernels: the egress port, so that one flow leaving
+	 * by two ports counts twice (traffic class, occupancy and latency are
+	 * per-packet measurements and stay out of the key) */
+	__u32 out_ifindex;
 	__u8 source;
 	__u8 ip_proto;
 	__u16 eth_proto;

@@ -316,7 +316,7 @@ const TS_FRAG_MF: u8 = 1;
 const TS_FRAG_DF: u8 = 2;
 
 /// Size of `struct ts_event`; also asserted against the generated type.
-pub const EVENT_SIZE: usize = 320;
+pub const EVENT_SIZE: usize = 384;
 /// Sizes of `struct ts_flow_key` and `struct ts_flow`.
 pub const FLOW_KEY_SIZE: usize = 80;
 pub const FLOW_SIZE: usize = 32 + EVENT_SIZE;
