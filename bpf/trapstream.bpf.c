@@ -36,6 +36,11 @@ const volatile __u16 self_dport = 0;
 const volatile __u8 self_daddr[16] = {};
 /* Events per second each trap (or drop reason) may emit; 0 = no limit. */
 const volatile __u64 rate_limit = 0;
+/*
+ * Both sources on: remember each packet a vendor SDK reports, so that its
+ * kfree_skb of the copy right after is not reported again as a kernel drop.
+ */
+const volatile bool track_sdk_copies = false;
 
 /*
  * Shared with user space through the mmap'ed .bss. User space flips
@@ -45,6 +50,8 @@ const volatile __u64 rate_limit = 0;
 __u32 active_table;
 __u32 table_entries[2];
 __u32 flush_requested;
+/* Set once a vendor SDK's report was seen: until then kfree_skb looks nothing up. */
+__u32 sdk_seen;
 
 /*
  * Never read: it puts the ABI structs into the object's BTF, from which the
@@ -150,6 +157,42 @@ struct {
 	__type(key, struct ts_filter_key);
 	__type(value, __u8);
 } sdk_trap_types SEC(".maps");
+
+/*
+ * Is a devlink instance a vendor SDK's dummy? Remembered per CPU for the
+ * last bus seen: the bus is a static object of its driver, so its address
+ * names it for as long as the driver is loaded.
+ */
+struct devlink_memo {
+	__u64 bus;
+	__u32 is_sdk;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct devlink_memo);
+} devlink_memo SEC(".maps");
+
+/* A packet a vendor SDK reported, until the SDK frees its copy. */
+struct sdk_copy {
+	__u64 time_ns;
+	__u64 dev;            /* address of its input net_device */
+};
+
+/*
+ * Keyed by the skb's address. LRU: an entry whose free never came (an SDK
+ * that consumes instead) ages out instead of filling the table; a hit is
+ * believed only for the same device within a second (see sdk_copy_freed).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct sdk_copy);
+} sdk_reported SEC(".maps");
 
 /* The clock as of the last jiffy, per CPU (see recent_time). */
 struct time_cache {
@@ -268,6 +311,7 @@ struct report {
 	__u32 ifindex;
 	__u32 netns_ino;
 	__u32 skb_iif;
+	__u32 out_ifindex;                      /* devlink on SONiC kernels: egress port */
 	__u8 source;
 	__u8 trap_type;
 };
@@ -297,6 +341,49 @@ static __always_inline void stamp(struct report *r)
 {
 	if (!r->time_ns)
 		r->time_ns = bpf_ktime_get_boot_ns();
+}
+
+/* Whether the running kernel carries SONiC's extended trap metadata: all of it or none. */
+static __always_inline bool has_wjh_fields(void)
+{
+	const struct devlink_trap_metadata___wjh *x = 0;
+
+	return bpf_core_field_exists(x->output_port_dev) && bpf_core_field_exists(x->output_lag_dev) &&
+	       bpf_core_field_exists(x->out_tc) && bpf_core_field_exists(x->out_tc_occ) &&
+	       bpf_core_field_exists(x->latency) && bpf_core_field_exists(x->out_tc_valid) &&
+	       bpf_core_field_exists(x->out_tc_occ_valid) && bpf_core_field_exists(x->latency_valid);
+}
+
+static __always_inline void read_netdev(const struct net_device *dev, __u32 *ifindex, char *name)
+{
+	if (!dev)
+		return;
+	*ifindex = dev->ifindex;
+	bpf_probe_read_kernel_str(name, TS_IFNAMSIZ, dev->name);
+}
+
+/* SONiC's extended metadata, each value only with its validity bit (w is zeroed). */
+static __always_inline void fill_wjh(struct ts_wjh *w, const struct devlink_trap_metadata *md)
+{
+	const struct devlink_trap_metadata___wjh *x = (const void *)md;
+
+	if (!has_wjh_fields())
+		return;
+	w->flags = TS_WJH_FIELDS;
+	read_netdev(x->output_port_dev, &w->out_ifindex, w->out_ifname);
+	read_netdev(x->output_lag_dev, &w->out_lag_ifindex, w->out_lag_name);
+	if (BPF_CORE_READ_BITFIELD(x, out_tc_valid)) {
+		w->flags |= TS_WJH_TC_VALID;
+		w->out_tc = x->out_tc;
+	}
+	if (BPF_CORE_READ_BITFIELD(x, out_tc_occ_valid)) {
+		w->flags |= TS_WJH_OCC_VALID;
+		w->tc_occupancy = x->out_tc_occ;
+	}
+	if (BPF_CORE_READ_BITFIELD(x, latency_valid)) {
+		w->flags |= TS_WJH_LATENCY_VALID;
+		w->latency = x->latency;
+	}
 }
 
 /* Everything of the event but the packet, every byte written (buffers are recycled). */
@@ -330,6 +417,7 @@ static __always_inline void fill_head(struct ts_event *e, struct report *r)
 			n = TS_COOKIE_MAX;
 		bpf_probe_read_kernel(e->cookie, n, fa->cookie);
 	}
+	fill_wjh(&e->wjh, r->md);
 	dev = r->devlink ? r->devlink->dev : 0;
 	if (dev) {
 		const struct bus_type *bus = dev->bus;
@@ -480,6 +568,7 @@ static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
 	key.ifindex = r->ifindex;
 	key.netns_ino = r->netns_ino;
 	key.skb_iif = r->skb_iif;
+	key.out_ifindex = r->out_ifindex;
 	key.source = r->source;
 	key.eth_proto = e->pkt.eth_proto;
 	key.vlan_id[0] = e->pkt.vlan_tci[0] & 0x0fff;
@@ -578,28 +667,126 @@ static __always_inline void netdev_ids(struct net_device *dev, struct report *r)
 		r->netns_ino = net->ns.inum;
 }
 
+#define SDK_BUS_NAME "devlink_dummy"
+
+/* The bus a vendor SDK's dummy devlink instance sits on (sdk-path.md). */
+static __always_inline bool vendor_sdk(const struct devlink *devlink)
+{
+	static const char want[] = SDK_BUS_NAME;
+	char bus_name[sizeof(want)];
+	__u32 zero = 0;
+	struct devlink_memo *memo = bpf_map_lookup_elem(&devlink_memo, &zero);
+	const struct device *dev = devlink ? devlink->dev : 0;
+	const struct bus_type *bus = dev ? dev->bus : 0;
+	__u8 diff = 0;
+	int i;
+
+	if (!memo || !bus)
+		return false;
+	if (memo->bus == (__u64)bus)
+		return memo->is_sdk;
+	memo->bus = (__u64)bus;
+	memo->is_sdk = 0;
+	if (bpf_probe_read_kernel_str(bus_name, sizeof(bus_name), bus->name) != sizeof(want))
+		return false;
+#pragma unroll
+	for (i = 0; i < sizeof(want); i++)
+		diff |= bus_name[i] ^ want[i];
+	memo->is_sdk = diff == 0;
+	return memo->is_sdk;
+}
+
+/* The taxonomy's type for a vendor SDK trap (see sdk_trap_types). */
+static __always_inline __u32 sdk_trap_type(const char *name)
+{
+	__u32 zero = 0;
+	struct ts_filter_key *key = bpf_map_lookup_elem(&filter_scratch, &zero);
+	__u8 *type;
+
+	if (!key)
+		return TS_TRAP_TYPE_DROP;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->kind = TS_FILTER_TRAP_NAME;
+	bpf_probe_read_kernel_str(key->name, sizeof(key->name), name);
+	type = bpf_map_lookup_elem(&sdk_trap_types, key);
+	return type ? *type : TS_TRAP_TYPE_DROP;
+}
+
+/* Remember a packet the SDK reports, whatever becomes of the report here. */
+static __always_inline void remember_sdk_copy(struct sk_buff *skb, struct net_device *dev)
+{
+	__u64 key = (__u64)skb;
+	struct sdk_copy copy = { .time_ns = recent_time(), .dev = (__u64)dev };
+
+	if (!track_sdk_copies)
+		return;
+	bpf_map_update_elem(&sdk_reported, &key, &copy, BPF_ANY);
+	if (!sdk_seen)
+		sdk_seen = 1;
+}
+
+/*
+ * The SDK freeing its copy of a packet it just reported: the same packet,
+ * already delivered as the trap, so neither seen nor lost as a kernel drop.
+ * The same address on another device, or later than a second, is a new skb
+ * that reused the memory of one whose free never came here.
+ */
+static __always_inline bool sdk_copy_freed(struct sk_buff *skb)
+{
+	__u64 key = (__u64)skb, now;
+	struct sdk_copy *copy;
+	bool same;
+
+	if (!track_sdk_copies || !sdk_seen)
+		return false;
+	copy = bpf_map_lookup_elem(&sdk_reported, &key);
+	if (!copy)
+		return false;
+	now = recent_time();
+	same = copy->dev == (__u64)skb->dev &&
+	       (now > copy->time_ns ? now - copy->time_ns : copy->time_ns - now) <= NSEC_PER_SEC;
+	bpf_map_delete_elem(&sdk_reported, &key);
+	if (same)
+		count(TS_CNT_SDK_FREES);
+	return same;
+}
+
 static __always_inline void devlink_trap(__u64 *ctx)
 {
 	const struct devlink_trap_metadata *md = (void *)ctx[2];
+	struct devlink *devlink = (void *)ctx[0];
+	struct sk_buff *skb = (void *)ctx[1];
 	struct report r = {};
-	__u32 type;
+	__u32 type, max_type = TS_TRAP_TYPE_CONTROL;
 
 	count(TS_CNT_SEEN);
 	type = md->trap_type;
-	if (type > TS_TRAP_TYPE_CONTROL || !(trap_type_mask & (1u << type))) {
+	if (vendor_sdk(devlink)) {
+		remember_sdk_copy(skb, md->input_dev);
+		type = sdk_trap_type(md->trap_name);
+		max_type = TS_TRAP_TYPE_THRESHOLD;
+	}
+	if (type > max_type || !(trap_type_mask & (1u << type))) {
 		count(TS_CNT_FILTERED);
 		return;
 	}
 	r.source = TS_SOURCE_DEVLINK;
 	r.trap_type = type;
 	r.reason = TS_DROP_REASON_UNKNOWN;
-	r.devlink = (void *)ctx[0];
-	r.skb = (void *)ctx[1];
+	r.devlink = devlink;
+	r.skb = skb;
 	r.md = md;
 	r.trap_id = (__u64)md->trap_name;
 	r.dev = md->input_dev;
 	if (r.dev)
 		netdev_ids(r.dev, &r);
+	if (has_wjh_fields()) {
+		const struct devlink_trap_metadata___wjh *x = (const void *)md;
+		struct net_device *out = x->output_port_dev;
+
+		if (out)
+			r.out_ifindex = out->ifindex;
+	}
 	handle_report(&r);
 }
 
@@ -617,6 +804,8 @@ static __always_inline void skb_drop(struct sk_buff *skb, __u32 reason, __u8 sou
 {
 	struct report r = {};
 
+	if (sdk_copy_freed(skb))
+		return;
 	count(TS_CNT_SEEN);
 	/* Kernels that report a normal free through kfree_skb say so with SKB_CONSUMED. */
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&

@@ -28,6 +28,7 @@ typedef _Bool bool;
 enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_ARRAY_OF_MAPS = 12,
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
@@ -123,6 +124,24 @@ struct devlink_trap_metadata {
 	struct net_device *input_dev;
 	const struct flow_action_cookie *fa_cookie;
 	enum devlink_trap_type trap_type;
+};
+
+/*
+ * SONiC's extension of the same struct (its kernel patch for the vendor
+ * SDK's WJH buffer "linux channel"), matched by CO-RE to the kernel's
+ * struct devlink_trap_metadata: the ___wjh suffix is a flavour, ignored when
+ * relocating. Read only after bpf_core_field_exists() says the running
+ * kernel has the field; upstream kernels have none of them.
+ */
+struct devlink_trap_metadata___wjh {
+	struct net_device *output_port_dev;
+	struct net_device *output_lag_dev;
+	__u16 out_tc;
+	__u64 out_tc_occ;
+	__u64 latency;
+	__u8 out_tc_valid : 1;
+	__u8 out_tc_occ_valid : 1;
+	__u8 latency_valid : 1;
 };
 
 #pragma clang attribute pop

@@ -112,6 +112,7 @@ impl<'obj> Capture<'obj> {
         rodata.aggregate = cfg.flow_capacity.is_some();
         rodata.flow_capacity = cfg.flow_capacity.unwrap_or(1);
         rodata.rate_limit = cfg.rate_limit;
+        rodata.track_sdk_copies = cfg.sources.devlink && cfg.sources.skb;
         if let Some((local, collector)) = cfg.own_traffic {
             rodata.self_sport = local.port();
             rodata.self_dport = collector.port();
