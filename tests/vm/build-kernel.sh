@@ -2,15 +2,24 @@
 # Build (or fetch from cache) a small x86_64 test kernel with netdevsim, devlink,
 # BTF and BPF tracing, for trapstream's QEMU tests.
 #
-#   tests/vm/build-kernel.sh VERSION        VERSION: 5.10 | 6.1 | 6.12
+#   tests/vm/build-kernel.sh VERSION
+#        VERSION: 5.10 | 6.1 | 6.12 | 6.1-wjh | 6.12-wjh
 #
 # Source: Debian's linux-source-VERSION package (bullseye / bookworm / trixie),
 # fetched with `apt-get download` through a private apt sources list and state
 # directory under the cache (nothing is installed from those suites).
 # Config: tinyconfig + tests/vm/kernel.fragment + olddefconfig.
+# Built in: tests/vm/sdk_emu.c, the vendor-SDK trap report emulator
+#   (drivers/net/sdk_emu.c in the tree).
+# The -wjh variants: the same tree rebuilt with SONiC's extension of struct
+#   devlink_trap_metadata (egress port and LAG, traffic class, occupancy,
+#   latency, validity bits; ../shared/reference/sdk-path.md), which sdk_emu
+#   then fills. Building 6.1 or 6.12 builds its -wjh variant too, as an
+#   incremental rebuild of the same tree (minutes, not a second full build).
 # Output: ${TRAPSTREAM_VM_CACHE:-/var/cache/trapstream-vm}/linux-VERSION-HASH/
 #   bzImage, config, System.map, vmlinux.btf (raw .BTF, for `bpftool btf dump
-#   file`), source-version, build.log; HASH covers this script and the fragment.
+#   file`), source-version, build.log; HASH covers this script, the fragment
+#   and the emulator.
 # The bzImage path is the last line on stdout; everything else goes to stderr.
 # A cached bzImage is returned at once. Every failure exits non-zero with a
 # message on stderr; nothing is skipped.
@@ -29,27 +38,38 @@ main() {
 die() { printf 'build-kernel.sh: error: %s\n' "$*" >&2; exit 1; }
 log() { printf 'build-kernel.sh: %s\n' "$*" >&2; }
 
-[[ $# -eq 1 ]] || die "usage: $0 VERSION   (VERSION: 5.10 | 6.1 | 6.12)"
-VERSION=$1
-case "$VERSION" in
+[[ $# -eq 1 ]] || die "usage: $0 VERSION   (VERSION: 5.10 | 6.1 | 6.12 | 6.1-wjh | 6.12-wjh)"
+REQUESTED=$1
+VERSION=${REQUESTED%-wjh}
+case "$REQUESTED" in
 	5.10) SUITE=bullseye ;;
-	6.1)  SUITE=bookworm ;;
-	6.12) SUITE=trixie ;;
-	*) die "unsupported VERSION '$VERSION' (want 5.10, 6.1 or 6.12)" ;;
+	6.1|6.1-wjh)  SUITE=bookworm ;;
+	6.12|6.12-wjh) SUITE=trixie ;;
+	*) die "unsupported VERSION '$REQUESTED' (want 5.10, 6.1, 6.12, 6.1-wjh or 6.12-wjh)" ;;
 esac
+# SONiC carries its extension on 6.1 and 6.12 only; 5.10 stands for Cumulus 5
+# and older SONiC, which have none.
+WJH=0
+[[ $VERSION == 6.1 || $VERSION == 6.12 ]] && WJH=1
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FRAGMENT=$HERE/kernel.fragment
+EMULATOR=$HERE/sdk_emu.c
 [[ -r $FRAGMENT ]] || die "missing $FRAGMENT"
+[[ -r $EMULATOR ]] || die "missing $EMULATOR"
 CACHE=${TRAPSTREAM_VM_CACHE:-/var/cache/trapstream-vm}
-HASH=$(cat "$FRAGMENT" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)
+HASH=$(cat "$FRAGMENT" "$EMULATOR" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)
 NAME=linux-$VERSION-$HASH
 OUT=$CACHE/$NAME
+OUT_WJH=$CACHE/linux-$VERSION-wjh-$HASH
+WANT=$CACHE/linux-$REQUESTED-$HASH
 JOBS=${TRAPSTREAM_VM_JOBS:-$(nproc)}
 
-if [[ -s $OUT/bzImage ]]; then
-	log "cached: $OUT/bzImage"
-	echo "$OUT/bzImage"
+# The base and its variant come from one build: both must be there.
+built() { [[ -s $OUT/bzImage ]] && { ((WJH == 0)) || [[ -s $OUT_WJH/bzImage ]]; }; }
+if built; then
+	log "cached: $WANT/bzImage"
+	echo "$WANT/bzImage"
 	exit 0
 fi
 
@@ -58,9 +78,9 @@ mkdir -p "$CACHE" || die "cannot create cache directory $CACHE"
 # One build per NAME at a time; a second caller waits, then finds the cache.
 exec 9>"$CACHE/$NAME.lock" || die "cannot open lock file $CACHE/$NAME.lock"
 flock 9 || die "cannot lock $CACHE/$NAME.lock"
-if [[ -s $OUT/bzImage ]]; then
-	log "cached (built by a concurrent run): $OUT/bzImage"
-	echo "$OUT/bzImage"
+if built; then
+	log "cached (built by a concurrent run): $WANT/bzImage"
+	echo "$WANT/bzImage"
 	exit 0
 fi
 
@@ -166,6 +186,11 @@ rm -f "$inner"
 KSRC=$BUILD/$PKG
 [[ -f $KSRC/Makefile ]] || die "unexpected tarball layout: no $KSRC/Makefile"
 
+# The SDK emulator, built in (no module loading in the guest).
+cp "$EMULATOR" "$KSRC/drivers/net/sdk_emu.c"
+printf '\n# trapstream test kernel: vendor-SDK trap report emulator\nobj-y += sdk_emu.o\n' \
+	>> "$KSRC/drivers/net/Makefile"
+
 # ------------------------------------------------------------------ config
 BUILDLOG=$BUILD/build.log
 : > "$BUILDLOG"
@@ -221,52 +246,96 @@ fi
 log "pahole $(pahole --version), gcc $(gcc -dumpfullversion)"
 
 # ------------------------------------------------------------------- build
-log "building $PKG $SRCVER bzImage with make -j$JOBS (log: $BUILDLOG)"
+# The emulator first: a compile error in it shows in seconds, not after the
+# whole kernel.
+log "building $PKG $SRCVER: the SDK emulator, then bzImage with make -j$JOBS (log: $BUILDLOG)"
 t0=$(date +%s)
+run_logged make ARCH=x86_64 -j"$JOBS" drivers/net/sdk_emu.o
 run_logged make ARCH=x86_64 -j"$JOBS" bzImage
 t1=$(date +%s)
 log "built in $((t1 - t0)) s"
 
-BZ=$KSRC/arch/x86/boot/bzImage
-[[ -s $BZ ]] || die "make succeeded but $BZ is missing"
-# The .BTF section must exist in vmlinux (whether the kernel accepts it shows
-# at boot: /sys/kernel/btf/vmlinux, checked by guest-smoke.sh).
-# Not `readelf | grep -q`: grep -q exits at the first match, readelf dies of
-# SIGPIPE and pipefail fails the check on a vmlinux that has the section.
-sections=$(readelf -S "$KSRC/vmlinux") || die "readelf cannot read $KSRC/vmlinux"
-grep -q '\.BTF ' <<<"$sections" || die "vmlinux has no .BTF section"
+# stage DEST SECONDS EXTRA_BTF_CHECK...: copy the built kernel to DEST, after
+# checking its BTF holds what trapstream and the tests rely on.
+stage() {
+	local dest=$1 secs=$2 stage check
+	shift 2
+	local BZ=$KSRC/arch/x86/boot/bzImage
+	[[ -s $BZ ]] || die "make succeeded but $BZ is missing"
+	# The .BTF section must exist in vmlinux (whether the kernel accepts it
+	# shows at boot: /sys/kernel/btf/vmlinux, checked by guest-smoke.sh).
+	# Not `readelf | grep -q`: grep -q exits at the first match, readelf dies
+	# of SIGPIPE and pipefail fails the check on a vmlinux that has the section.
+	local sections
+	sections=$(readelf -S "$KSRC/vmlinux") || die "readelf cannot read $KSRC/vmlinux"
+	grep -q '\.BTF ' <<<"$sections" || die "vmlinux has no .BTF section"
 
-STAGE=$CACHE/.stage-$NAME-$$
-rm -rf "$STAGE"
-mkdir -p "$STAGE"
-cp "$BZ" "$STAGE/bzImage"
-cp "$KSRC/.config" "$STAGE/config"
-cp "$KSRC/System.map" "$STAGE/System.map"
-objcopy -O binary --only-section=.BTF "$KSRC/vmlinux" "$STAGE/vmlinux.btf" \
-	|| die "cannot extract .BTF from vmlinux"
-[[ -s $STAGE/vmlinux.btf ]] || die "extracted .BTF is empty"
-bpftool btf dump file "$STAGE/vmlinux.btf" > "$BUILD/btf.txt" \
-	|| die "bpftool cannot parse the kernel's BTF ($STAGE/vmlinux.btf)"
-for t in "STRUCT 'devlink_trap_metadata'" "TYPEDEF 'btf_trace_devlink_trap_report'" \
-	"TYPEDEF 'btf_trace_kfree_skb'"; do
-	grep -q "] $t" "$BUILD/btf.txt" || die "kernel BTF lacks $t"
-done
-# Kernels before 6.0 reject BTF that holds ENUM64 (see the pahole note above).
-if [[ $VERSION == 5.10 ]] && grep -q '^\[[0-9]*\] ENUM64 ' "$BUILD/btf.txt"; then
-	die "pahole emitted BTF_KIND_ENUM64, which $VERSION rejects at boot"
+	stage=$CACHE/.stage-$(basename "$dest")-$$
+	rm -rf "$stage"
+	mkdir -p "$stage"
+	cp "$BZ" "$stage/bzImage"
+	cp "$KSRC/.config" "$stage/config"
+	cp "$KSRC/System.map" "$stage/System.map"
+	objcopy -O binary --only-section=.BTF "$KSRC/vmlinux" "$stage/vmlinux.btf" \
+		|| die "cannot extract .BTF from vmlinux"
+	[[ -s $stage/vmlinux.btf ]] || die "extracted .BTF is empty"
+	bpftool btf dump file "$stage/vmlinux.btf" > "$BUILD/btf.txt" \
+		|| die "bpftool cannot parse the kernel's BTF ($stage/vmlinux.btf)"
+	for check in "] STRUCT 'devlink_trap_metadata'" "] TYPEDEF 'btf_trace_devlink_trap_report'" \
+		"] TYPEDEF 'btf_trace_kfree_skb'" "$@"; do
+		grep -qF "$check" "$BUILD/btf.txt" || die "kernel BTF lacks $check"
+	done
+	# Kernels before 6.0 reject BTF that holds ENUM64 (see the pahole note above).
+	if [[ $VERSION == 5.10 ]] && grep -q '^\[[0-9]*\] ENUM64 ' "$BUILD/btf.txt"; then
+		die "pahole emitted BTF_KIND_ENUM64, which $VERSION rejects at boot"
+	fi
+	# The emulator is in: its bus and its report function.
+	grep -q ' sdk_emu_init$' "$KSRC/System.map" || die "sdk_emu is not in the kernel"
+	printf '%s %s\nbuilt %s in %s s with %s, %s, make -j%s\n' "$PKG" "$SRCVER" \
+		"$(date -u +%FT%TZ)" "$secs" "gcc $(gcc -dumpfullversion)" \
+		"pahole $(pahole --version)" "$JOBS" > "$stage/source-version"
+	cp "$BUILDLOG" "$stage/build.log"
+	rm -rf "$dest"
+	mv "$stage" "$dest"
+	log "done: $dest/bzImage ($(stat -c %s "$dest/bzImage") bytes)"
+}
+# Upstream layout: nothing after trap_type.
+stage "$OUT" "$((t1 - t0))"
+
+if ((WJH)); then
+	# SONiC's fields after trap_type, in its order and types (sdk-path.md),
+	# and the macro the SDK tests to fill them.
+	H=$KSRC/include/net/devlink.h
+	n=$(grep -c '^	enum devlink_trap_type trap_type;$' "$H" || true)
+	[[ $n == 1 ]] || die "$H: expected one 'enum devlink_trap_type trap_type;' line, found $n"
+	awk '
+		/^struct devlink_trap_metadata \{$/ { print "#define SX_EXTEND_WJH_BUFFER_LINUX_CHANNEL" }
+		{ print }
+		/^\tenum devlink_trap_type trap_type;$/ {
+			print "\t/* SONiC: WJH buffer linux channel (trapstream test kernel) */"
+			print "\tstruct net_device *output_port_dev;"
+			print "\tstruct net_device *output_lag_dev;"
+			print "\tu16 out_tc;"
+			print "\tu64 out_tc_occ;"
+			print "\tu64 latency;"
+			print "\tu8 out_tc_valid:1,"
+			print "\t   out_tc_occ_valid:1,"
+			print "\t   latency_valid:1,"
+			print "\t   unused:5;"
+		}' "$H" > "$H.wjh" && mv "$H.wjh" "$H" || die "cannot patch $H"
+	grep -q '^#define SX_EXTEND_WJH_BUFFER_LINUX_CHANNEL$' "$H" || die "$H: no struct devlink_trap_metadata to extend"
+	log "rebuilding $PKG $SRCVER with SONiC's extended trap metadata"
+	t2=$(date +%s)
+	run_logged make ARCH=x86_64 -j"$JOBS" bzImage
+	t3=$(date +%s)
+	log "rebuilt in $((t3 - t2)) s"
+	stage "$OUT_WJH" "$((t3 - t2))" "'out_tc_valid' type_id=" "'output_lag_dev' type_id=" "'latency' type_id="
 fi
-printf '%s %s\nbuilt %s in %s s with %s, %s, make -j%s\n' "$PKG" "$SRCVER" \
-	"$(date -u +%FT%TZ)" "$((t1 - t0))" "gcc $(gcc -dumpfullversion)" \
-	"pahole $(pahole --version)" "$JOBS" > "$STAGE/source-version"
-cp "$BUILDLOG" "$STAGE/build.log"
-rm -rf "$OUT"
-mv "$STAGE" "$OUT"
 
 if [[ ${TRAPSTREAM_VM_KEEP_BUILD:-0} != 1 ]]; then
 	rm -rf "$BUILD"
 fi
-log "done: $OUT/bzImage ($(stat -c %s "$OUT/bzImage") bytes)"
-echo "$OUT/bzImage"
+echo "$WANT/bzImage"
 }
 
 main "$@"; exit $?
