@@ -9,72 +9,17 @@
 //! Needs root, qemu-system-x86 and the kernel build tools (.ci/setup).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::Value;
 use trapstream::taxonomy::{self, TrapType};
 
 mod common;
 
+use common::counter;
+use common::vm::{final_stats, per_trap, read, records, run_guest};
+
 const DEVICE: &str = "netdevsim/netdevsim10";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The kernel image for `version`, built once and cached; a failure to
-/// build is a test failure, with the builder's own message.
-fn kernel(version: &str) -> PathBuf {
-    let out = Command::new("bash")
-        .arg(repo().join("tests/vm/build-kernel.sh"))
-        .arg(version)
-        .output()
-        .expect("run tests/vm/build-kernel.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "building the {version} test kernel failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = PathBuf::from(stdout.lines().last().expect("the image path").trim());
-    assert!(path.is_file(), "build-kernel.sh printed {path:?}, which is not a file");
-    path
-}
-
-/// Boot `version`, run the guest scenarios, return the results directory.
-fn run_guest(version: &str) -> PathBuf {
-    let image = kernel(version);
-    let out_dir = std::env::temp_dir().join(format!("trapstream-vm-{version}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out_dir);
-    let socat = which("socat");
-    let out = Command::new("bash")
-        .arg(repo().join("tests/vm/run-guest.sh"))
-        .arg(&image)
-        .arg(&out_dir)
-        .arg(repo().join("tests/vm/guest-devlink.sh"))
-        .arg(env!("CARGO_BIN_EXE_trapstream"))
-        .env("TRAPSTREAM_VM_EXTRA_BINS", socat)
-        .output()
-        .expect("run tests/vm/run-guest.sh");
-    assert!(
-        out.status.success(),
-        "the {version} guest failed (results in {out_dir:?}):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out_dir
-}
-
-fn which(name: &str) -> String {
-    let out = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().expect("sh");
-    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(!path.is_empty(), "{name} is not installed: run .ci/setup");
-    path
-}
-
-fn read(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
 
 /// devlink's rx packet counter per trap of our device.
 fn trap_counters(dir: &Path, file: &str) -> BTreeMap<String, u64> {
@@ -102,45 +47,6 @@ fn reported(dir: &Path, scenario: &str) -> BTreeMap<String, u64> {
 /// What was reported of the types trapstream reports by default (no control traps).
 fn reported_by_default(dir: &Path, scenario: &str) -> BTreeMap<String, u64> {
     reported(dir, scenario).into_iter().filter(|(n, _)| trap_type(n) != TrapType::Control).collect()
-}
-
-fn final_stats(dir: &Path, scenario: &str) -> String {
-    let err = read(dir, &format!("{scenario}.err"));
-    assert_eq!(read(dir, &format!("{scenario}.status")).trim(), "0", "{scenario} exit status; log:\n{err}");
-    let line = err
-        .lines()
-        .find(|l| l.contains("final:"))
-        .unwrap_or_else(|| panic!("{scenario}: no final counters:\n{err}"))
-        .to_string();
-    common::assert_ledger(&line);
-    line
-}
-
-fn counter(line: &str, name: &str) -> u64 {
-    let key = format!("{name}=");
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&key))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {line}"))
-}
-
-/// The JSON lines trapstream wrote, without its own counters.
-fn records(dir: &Path, scenario: &str) -> Vec<Value> {
-    read(dir, &format!("{scenario}.out"))
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{scenario}: {e}: {l}")))
-        .filter(|r| r.get("measurement").is_none())
-        .collect()
-}
-
-/// Packets per trap in the records (a record with `count` stands for that many).
-fn per_trap(records: &[Value]) -> BTreeMap<String, u64> {
-    let mut m = BTreeMap::new();
-    for r in records {
-        *m.entry(r["trapName"].as_str().expect("trapName").to_string()).or_default() +=
-            r["count"].as_u64().unwrap_or(1);
-    }
-    m
 }
 
 fn trap_type(name: &str) -> TrapType {
@@ -186,7 +92,7 @@ fn check_record(r: &Value, ports: &[String], group_of: &BTreeMap<&str, &str>) {
 }
 
 fn check_kernel(version: &str) {
-    let dir = run_guest(version);
+    let dir = run_guest(version, "guest-devlink.sh", &[]);
     let kernel = read(&dir, "kernel");
     assert!(kernel.starts_with(version), "booted {kernel}, wanted {version}");
     let ports: Vec<String> = read(&dir, "ports").split_whitespace().map(str::to_string).collect();
