@@ -148,13 +148,13 @@ fn check_kernel(version: &str) {
     assert_eq!(type_of("congestion_thresh_crossed"), "threshold");
     assert_eq!(type_of("latency_thresh_crossed"), "threshold");
     assert_eq!(type_of("tail_drop"), "drop");
-    // A control trap for devlink, a drop on the SDK's drop-monitor channel.
-    assert_eq!(type_of("uc_loopback"), "drop");
+    // Shared with devlink, with devlink's type: not a drop (control types are asked for here).
+    assert_eq!(type_of("uc_loopback"), "control");
 
-    // 2. --trap-types drop: the exception and the threshold crossing stop in the kernel.
+    // 2. --trap-types drop: the exception, the threshold crossing and the control trap stop in the kernel.
     let stats = final_stats(&dir, "types");
     assert_eq!(per_trap(&records(&dir, "types")), [("blackhole_route".to_string(), 1)].into(), "{stats}");
-    assert_eq!(counter(&stats, "filtered"), 2, "{stats}");
+    assert_eq!(counter(&stats, "filtered"), 3, "{stats}");
 
     // 3. SONiC's extended metadata: each value only when present and valid.
     let stats = final_stats(&dir, "wjh");

@@ -63,7 +63,7 @@ finish() {
 
 # 1. Every SDK trap name once, ACL drops with their cookie (user value with
 # the direction in bits 19:18: ingress 0x00123, egress 0x40123, multipoint 0x80123).
-start names --stdout --source devlink --trap-types drop,exception,threshold
+start names --stdout --source devlink --trap-types drop,exception,threshold,control
 IFS=';'
 for entry in $TRAPSTREAM_GUEST_SDK_TRAPS; do
 	IFS=' '
@@ -80,11 +80,13 @@ done
 IFS=' '
 finish
 
-# 2. --trap-types by the taxonomy's type, not the SDK's constant 0: only the drop passes.
+# 2. --trap-types by the taxonomy's type, not the SDK's constant 0: only the drop passes
+# (not the exception, the threshold crossing or the control trap).
 start types --stdout --source devlink --trap-types drop
 report "trap=blackhole_route group=router in=swp1 pkt=$FRAME"
 report "trap=unresolved_neigh group=router in=swp1 pkt=$FRAME"
 report "trap=congestion_thresh_crossed group=buffer in=swp1 pkt=$FRAME"
+report "trap=uc_loopback group=router in=swp1 pkt=$FRAME"
 finish
 
 # 3. SONiC's extended metadata: all valid, none valid, some valid, no LAG.
