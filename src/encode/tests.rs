@@ -6,7 +6,7 @@ use crate::record::{
     DevlinkTrap, Ethernet, FixedStr, FlowActionCookie, Fragment, Ingress, Ip, Mac, Packet, Record, SkbDrop,
     Vlan,
 };
-use crate::taxonomy::TrapType;
+use crate::taxonomy::Kind;
 
 fn context() -> Context {
     Context {
@@ -33,10 +33,12 @@ fn seed_ping() -> Record {
         origin: Origin::Devlink(DevlinkTrap {
             trap_name: FixedStr::new("unresolved_neigh"),
             trap_group: FixedStr::new("l3_exceptions"),
-            trap_type: TrapType::Exception,
+            trap_type: Kind::Exception,
             bus_name: FixedStr::new("pci"),
             device_name: FixedStr::new("0000:03:00.0"),
             cookie: None,
+            acl: None,
+            wjh: None,
         }),
         ingress: Ingress { name: FixedStr::new("swp1s0"), ifindex: 12, netns_ino: 0 },
         egress: None,
@@ -163,7 +165,7 @@ fn ipv6_fragment_and_cookie() {
     if let Origin::Devlink(t) = &mut rec.origin {
         t.trap_name = FixedStr::new("ingress_flow_action_drop");
         t.trap_group = FixedStr::new("acl_drops");
-        t.trap_type = TrapType::Drop;
+        t.trap_type = Kind::Drop;
         let mut bytes = [0u8; 32];
         bytes[..4].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
         t.cookie = Some(test_cookie(4, bytes));
@@ -273,7 +275,7 @@ fn unknown_traps_and_missing_ports_still_make_sense() {
     if let Origin::Devlink(t) = &mut rec.origin {
         t.trap_name = FixedStr::new("vendor_magic");
         t.trap_group = FixedStr::new("");
-        t.trap_type = TrapType::Drop;
+        t.trap_type = Kind::Drop;
     }
     rec.ingress.name = FixedStr::new("");
     let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &rec)).unwrap();
@@ -431,10 +433,12 @@ fn sdk_report(trap_name: &str, group: &str) -> Record {
     rec.origin = Origin::Devlink(DevlinkTrap {
         trap_name: FixedStr::new(trap_name),
         trap_group: FixedStr::new(group),
-        trap_type: TrapType::Drop,
+        trap_type: Kind::Drop,
         bus_name: FixedStr::new("devlink_dummy"),
         device_name: FixedStr::new("devlink_dummy0"),
         cookie: None,
+        acl: None,
+        wjh: None,
     });
     rec
 }
