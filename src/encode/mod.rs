@@ -275,4 +275,6 @@ impl fmt::Write for ByteWriter<'_> {
 }
 
 #[cfg(test)]
+mod sdk_tests;
+#[cfg(test)]
 pub(crate) mod tests;
