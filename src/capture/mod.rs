@@ -3,12 +3,14 @@
 //! with its owner (the main thread); only the `RingBuffer` moves to the poll
 //! thread. One concern a file: `filters` (lists -> map entries), `reasons`
 //! (drop-reason names), `flows` (the aggregation tables), `poll` (the poll
-//! thread), `test_entry` (BPF_PROG_TEST_RUN for tests and benchmarks).
+//! thread), `sdk_types` (the vendor SDK's trap types -> map entries),
+//! `test_entry` (BPF_PROG_TEST_RUN for tests and benchmarks).
 
 mod filters;
 mod flows;
 mod poll;
 mod reasons;
+mod sdk_types;
 mod test_entry;
 
 pub use filters::{check_filters, unmatchable_filters};
@@ -163,6 +165,16 @@ impl<'obj> Capture<'obj> {
                 .filters
                 .update(bytes, &[verdict], MapFlags::ANY)
                 .map_err(Error::bpf("setting a filter"))?;
+        }
+        // Filled before anything is attached, so that no SDK report is
+        // judged by the type the SDK gives (always drop).
+        for (key, kind) in sdk_types::entries() {
+            // SAFETY: ts_filter_key is plain data without padding.
+            let bytes = unsafe { plain::as_bytes(&key) };
+            skel.maps
+                .sdk_trap_types
+                .update(bytes, &[kind], MapFlags::ANY)
+                .map_err(Error::bpf("setting a vendor SDK trap type"))?;
         }
         Ok(Capture { skel, links: Vec::new(), loaded })
     }
