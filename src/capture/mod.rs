@@ -241,7 +241,7 @@ impl<'obj> Capture<'obj> {
 
 /// The per-CPU counters summed over CPUs, in TS_CNT_* order.
 fn read_counters(map: &dyn MapCore) -> Result<KernelCounters> {
-    let mut sums = [0u64; 7];
+    let mut sums = [0u64; 8];
     for (index, sum) in sums.iter_mut().enumerate() {
         let key = (index as u32).to_ne_bytes();
         let per_cpu = map
@@ -262,6 +262,7 @@ fn read_counters(map: &dyn MapCore) -> Result<KernelCounters> {
         overflow: sums[4],
         rate_limited: sums[5],
         nested: sums[6],
+        sdk_frees: sums[7],
     })
 }
 
