@@ -1,6 +1,7 @@
 //! The decoder on hand-built kernel records.
 
 use super::*;
+use std::net::IpAddr;
 
 fn raw_bytes(raw: &abi::ts_event) -> Vec<u8> {
     // SAFETY: ts_event is a plain repr(C) struct with no padding (asserted
