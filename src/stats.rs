@@ -234,3 +234,21 @@ impl fmt::Display for Snapshot {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_frees_are_named_but_neither_seen_nor_lost() {
+        let kernel = KernelCounters { seen: 10, nested: 1, sdk_frees: 7, ..Default::default() };
+        let snapshot = Snapshot { kernel, ..Default::default() };
+        let line = snapshot.to_string();
+        assert!(line.starts_with("seen=10 nested=1 sdk_frees=7 filtered=0 "), "{line}");
+        let fields = snapshot.fields();
+        let get = |name: &str| fields.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        assert_eq!(get("sdk_frees"), Some(7));
+        assert_eq!(get("seen"), Some(10));
+        assert_eq!(get("lost"), Some(1), "only nested of these is a loss");
+    }
+}
