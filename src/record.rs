@@ -77,6 +77,8 @@ impl<const N: usize> Default for FixedStr<N> {
     }
 }
 
+// Unboxed on purpose: a Record holds no heap data (see the module's comment).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     /// A devlink trap report: the packet was trapped or dropped by an ASIC.
