@@ -43,6 +43,8 @@ pub enum TrapTypeArg {
     Drop,
     Exception,
     Control,
+    /// A vendor SDK's buffer threshold events (congestion, latency): not drops.
+    Threshold,
 }
 
 #[derive(Debug, Parser, Default)]
@@ -126,7 +128,8 @@ pub struct Cli {
     #[arg(long, value_enum)]
     pub source: Option<Source>,
 
-    /// devlink trap types to report, comma-separated [default: drop,exception].
+    /// Trap types to report, comma-separated: drop, exception, control, threshold (vendor SDK
+    /// buffer threshold events) [default: drop,exception,threshold].
     #[arg(long = "trap-types", value_enum, value_delimiter = ',')]
     pub trap_types: Option<Vec<TrapTypeArg>>,
 

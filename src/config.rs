@@ -16,6 +16,8 @@ use toml::Spanned;
 
 use crate::cli::{self, Cli, Format, Source, TransportArg, TrapTypeArg};
 use crate::error::{one_line, Error, Result};
+use crate::record;
+use crate::taxonomy::Kind;
 
 /// UDP payload limit for IPv4 (65535 - 20 - 8).
 pub const MAX_UDP_PAYLOAD: usize = 65507;
@@ -398,14 +400,18 @@ impl Config {
             .trap_types
             .clone()
             .or(parsed.trap_types.as_ref().map(|t| t.get_ref().clone()))
-            .unwrap_or_else(|| vec![TrapTypeArg::Drop, TrapTypeArg::Exception]);
+            // Threshold events only ever come from a vendor SDK, and only
+            // where an operator configured the thresholds: they are wanted.
+            .unwrap_or_else(|| vec![TrapTypeArg::Drop, TrapTypeArg::Exception, TrapTypeArg::Threshold]);
+        // The kernel side tests bit `1 << type` with the ABI's type values.
         let trap_type_mask = trap_types.iter().fold(0u32, |mask, t| {
-            mask | 1
-                << match t {
-                    TrapTypeArg::Drop => 0,
-                    TrapTypeArg::Exception => 1,
-                    TrapTypeArg::Control => 2,
-                }
+            let kind = match t {
+                TrapTypeArg::Drop => Kind::Drop,
+                TrapTypeArg::Exception => Kind::Exception,
+                TrapTypeArg::Control => Kind::Control,
+                TrapTypeArg::Threshold => Kind::Threshold,
+            };
+            mask | 1 << record::trap_type_value(kind)
         });
 
         let filters = match (&parsed.filters, &src) {

@@ -38,6 +38,9 @@ pub enum Error {
 
     #[error("unknown record kind {0}")]
     RecordKind(u8),
+
+    #[error("unknown trap type {0} in a devlink record")]
+    TrapType(u8),
 }
 
 impl Error {

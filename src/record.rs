@@ -5,11 +5,15 @@
 //! event and moving it through the channel allocates nothing.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::abi;
 use crate::error::{Error, Result};
-use crate::taxonomy::TrapType;
+use crate::taxonomy::Kind;
+
+mod packet;
+mod sdk;
+pub use packet::*;
+pub use sdk::{AclDirection, AclRule, Latency, Occupancy, Wjh};
 
 /// A short string copied out of a kernel `char[N]`: NUL-terminated, maybe not UTF-8.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -73,6 +77,8 @@ impl<const N: usize> Default for FixedStr<N> {
     }
 }
 
+// Unboxed on purpose: a Record holds no heap data (see the module's comment).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     /// A devlink trap report: the packet was trapped or dropped by an ASIC.
@@ -85,10 +91,17 @@ pub enum Origin {
 pub struct DevlinkTrap {
     pub trap_name: FixedStr<48>,
     pub trap_group: FixedStr<32>,
-    pub trap_type: TrapType,
+    /// The type the kernel side reported: devlink's for a devlink driver's
+    /// traps; for the vendor SDK's (which says drop for all) the taxonomy's,
+    /// which user space gave the kernel in `sdk_trap_types`.
+    pub trap_type: Kind,
     pub bus_name: FixedStr<16>,
     pub device_name: FixedStr<32>,
     pub cookie: Option<FlowActionCookie>,
+    /// The vendor SDK's ACL drops: the rule its cookie names.
+    pub acl: Option<AclRule>,
+    /// SONiC kernels only: the SDK's extended metadata.
+    pub wjh: Option<Wjh>,
 }
 
 impl DevlinkTrap {
@@ -138,7 +151,9 @@ pub struct Ingress {
     pub netns_ino: u32,
 }
 
-/// The device a kernel drop on the transmit path was reported on.
+/// The device a packet was leaving by: for a kernel drop on the transmit
+/// path the device it was reported on; for a vendor SDK trap on a SONiC
+/// kernel the egress port the SDK reported (a LAG's member port).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Egress {
     pub name: FixedStr<16>,
@@ -153,7 +168,8 @@ pub struct Record {
     pub boot_ns: u64,
     pub origin: Origin,
     pub ingress: Ingress,
-    /// Kernel drops on the transmit path: the device the packet was leaving by.
+    /// The device the packet was leaving by: kernel drops on the transmit
+    /// path, vendor SDK traps that report an egress port.
     pub egress: Option<Egress>,
     pub packet: Packet,
     /// With aggregation (-u): how many packets this record stands for.
@@ -173,147 +189,17 @@ pub struct FlowCount {
     pub overflow: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Packet {
-    /// Length from the Ethernet header, or from the network header when the
-    /// packet has none (L3 devices: tun, WireGuard, ipip, sit, GRE in IP mode).
-    pub len: u32,
-    /// Bytes the dissector could read.
-    pub captured: u16,
-    /// None when the packet has no Ethernet header (TS_L_NO_MAC).
-    pub ethernet: Option<Ethernet>,
-    /// Tags of the Ethernet header (never without one).
-    pub vlans: [Option<Vlan>; 2],
-    /// EtherType after the VLAN tags (skb->protocol when there is no Ethernet header).
-    pub ether_type: u16,
-    pub network: Network,
-    pub transport: Transport,
-    /// More VLAN tags or IPv6 extension headers than the dissector walks.
-    pub walk_limited: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ethernet {
-    pub src: Mac,
-    pub dst: Mac,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Vlan {
-    pub tpid: u16,
-    pub vid: u16,
-    pub pcp: u8,
-    pub dei: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Network {
-    #[default]
-    None,
-    Arp(Arp),
-    Ip(Ip),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Arp {
-    pub operation: u16,
-    pub sender_mac: Mac,
-    pub sender_ip: Ipv4Addr,
-    pub target_mac: Mac,
-    pub target_ip: Ipv4Addr,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ip {
-    pub src: IpAddr,
-    pub dst: IpAddr,
-    /// Upper-layer protocol (after IPv6 extension headers).
-    pub protocol: u8,
-    /// IPv4 total length, IPv6 payload length.
-    pub length: u16,
-    /// IPv4 TOS byte or IPv6 traffic class: DSCP << 2 | ECN.
-    pub tos: u8,
-    /// TTL or hop limit.
-    pub ttl: u8,
-    /// IPv4 identification, or the low 16 bits of an IPv6 fragment id
-    /// (None for IPv6 without a fragment header).
-    pub id: Option<u16>,
-    pub fragment: Option<Fragment>,
-    pub dont_fragment: bool,
-    /// IPv6 only.
-    pub flow_label: Option<u32>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fragment {
-    /// In bytes.
-    pub offset: u32,
-    pub more: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Transport {
-    #[default]
-    None,
-    Tcp {
-        src_port: u16,
-        dst_port: u16,
-        flags: u8,
-    },
-    Udp {
-        src_port: u16,
-        dst_port: u16,
-        length: u16,
-    },
-    Icmp {
-        kind: u8,
-        code: u8,
-    },
-    Icmpv6 {
-        kind: u8,
-        code: u8,
-    },
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
-pub struct Mac(pub [u8; 6]);
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
-    }
-}
-
-impl fmt::Debug for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
 // ABI constants, mirrored from include/trapstream.h (the skeleton carries types, not macros).
 const TS_KIND_EVENT: u8 = 1;
 const TS_EV_AGG_OVERFLOW: u8 = 1;
 const TS_SOURCE_DEVLINK: u8 = 1;
 const TS_SOURCE_SKB: u8 = 2;
 const TS_SOURCE_TEST: u8 = 3;
+const TS_TRAP_TYPE_DROP: u8 = 0;
+const TS_TRAP_TYPE_EXCEPTION: u8 = 1;
+const TS_TRAP_TYPE_CONTROL: u8 = 2;
+const TS_TRAP_TYPE_THRESHOLD: u8 = 3;
 const TS_DROP_REASON_UNKNOWN: u32 = u32::MAX;
-const TS_L_ETH: u32 = 1 << 0;
-const TS_L_VLAN1: u32 = 1 << 1;
-const TS_L_VLAN2: u32 = 1 << 2;
-const TS_L_ARP: u32 = 1 << 3;
-const TS_L_IPV4: u32 = 1 << 4;
-const TS_L_IPV6: u32 = 1 << 5;
-const TS_L_TCP: u32 = 1 << 6;
-const TS_L_UDP: u32 = 1 << 7;
-const TS_L_ICMP: u32 = 1 << 8;
-const TS_L_ICMP6: u32 = 1 << 9;
-const TS_L_FRAG: u32 = 1 << 10;
-#[cfg(test)]
-const TS_L_NO_MAC: u32 = 1 << 11;
-const TS_L_WALK_LIMIT: u32 = 1 << 12;
-const TS_FRAG_MF: u8 = 1;
-const TS_FRAG_DF: u8 = 2;
 
 /// Size of `struct ts_event`; also asserted against the generated type.
 pub const EVENT_SIZE: usize = 384;
@@ -322,8 +208,29 @@ pub const FLOW_KEY_SIZE: usize = 80;
 pub const FLOW_SIZE: usize = 32 + EVENT_SIZE;
 const _: () = assert!(std::mem::size_of::<abi::ts_event>() == EVENT_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_packet>() == 112);
+const _: () = assert!(std::mem::size_of::<abi::ts_wjh>() == 64);
 const _: () = assert!(std::mem::size_of::<abi::ts_flow_key>() == FLOW_KEY_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_flow>() == FLOW_SIZE);
+
+/// The ABI's value for a trap type (TS_TRAP_TYPE_*): what `sdk_trap_types`
+/// holds and what bit `1 << value` of the kernel's trap-type mask stands for.
+pub fn trap_type_value(kind: Kind) -> u8 {
+    match kind {
+        Kind::Drop => TS_TRAP_TYPE_DROP,
+        Kind::Exception => TS_TRAP_TYPE_EXCEPTION,
+        Kind::Control => TS_TRAP_TYPE_CONTROL,
+        Kind::Threshold => TS_TRAP_TYPE_THRESHOLD,
+    }
+}
+
+/// The inverse of [`trap_type_value`]. The kernel side passes on no other
+/// value, so another one means the record is not what it should be.
+fn trap_type_of(value: u8) -> Result<Kind> {
+    [Kind::Drop, Kind::Exception, Kind::Control, Kind::Threshold]
+        .into_iter()
+        .find(|&kind| trap_type_value(kind) == value)
+        .ok_or(Error::TrapType(value))
+}
 
 /// Decode one ring-buffer record. `boot_to_wall_ns` converts CLOCK_BOOTTIME to
 /// Unix time (see `clock`).
@@ -365,6 +272,9 @@ pub fn decode_flow(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
     plain::copy_from_bytes(&mut raw, &bytes[..FLOW_SIZE])
         .map_err(|_| Error::RecordSize { len: bytes.len(), expected: FLOW_SIZE })?;
     let mut rec = decode_event(&raw.exemplar, boot_to_wall_ns)?;
+    if let Origin::Devlink(trap) = &mut rec.origin {
+        trap.wjh = trap.wjh.map(Wjh::without_measurements);
+    }
     let wall = |ns: u64| ns.saturating_add_signed(boot_to_wall_ns);
     rec.time_ns = wall(raw.last_ns);
     rec.boot_ns = raw.last_ns;
@@ -382,23 +292,30 @@ fn decode_event(raw: &abi::ts_event, boot_to_wall_ns: i64) -> Result<Record> {
     if raw.kind != TS_KIND_EVENT {
         return Err(Error::RecordKind(raw.kind));
     }
+    let mut sdk_egress = None;
     let origin = match raw.source {
-        TS_SOURCE_DEVLINK => Origin::Devlink(DevlinkTrap {
-            trap_name: FixedStr::from_c(&raw.trap_name),
-            trap_group: FixedStr::from_c(&raw.trap_group),
-            trap_type: match raw.trap_type {
-                0 => TrapType::Drop,
-                1 => TrapType::Exception,
-                _ => TrapType::Control,
-            },
-            bus_name: FixedStr::from_c(&raw.bus_name),
-            device_name: FixedStr::from_c(&raw.dev_name),
-            cookie: (raw.cookie_len > 0).then(|| FlowActionCookie {
-                len: raw.cookie_len,
-                captured: raw.cookie_len.min(raw.cookie.len() as u16) as u8,
-                bytes: raw.cookie,
-            }),
-        }),
+        TS_SOURCE_DEVLINK => {
+            let (egress, wjh) = sdk::decode_wjh(&raw.wjh);
+            sdk_egress = egress;
+            let mut trap = DevlinkTrap {
+                trap_name: FixedStr::from_c(&raw.trap_name),
+                trap_group: FixedStr::from_c(&raw.trap_group),
+                trap_type: trap_type_of(raw.trap_type)?,
+                bus_name: FixedStr::from_c(&raw.bus_name),
+                device_name: FixedStr::from_c(&raw.dev_name),
+                cookie: (raw.cookie_len > 0).then(|| FlowActionCookie {
+                    len: raw.cookie_len,
+                    captured: raw.cookie_len.min(raw.cookie.len() as u16) as u8,
+                    bytes: raw.cookie,
+                }),
+                acl: None,
+                wjh,
+            };
+            trap.acl = trap.cookie.and_then(|c| {
+                sdk::decode_acl(trap.is_vendor_sdk(), trap.trap_name.as_str(), c.captured(), c.len)
+            });
+            Origin::Devlink(trap)
+        }
         TS_SOURCE_SKB | TS_SOURCE_TEST => Origin::Skb(SkbDrop {
             reason: (raw.drop_reason != TS_DROP_REASON_UNKNOWN).then_some(raw.drop_reason),
             synthetic: raw.source == TS_SOURCE_TEST,
@@ -408,6 +325,7 @@ fn decode_event(raw: &abi::ts_event, boot_to_wall_ns: i64) -> Result<Record> {
     let device =
         Ingress { name: FixedStr::from_c(&raw.ifname), ifindex: raw.ifindex, netns_ino: raw.netns_ino };
     let (ingress, egress) = direction(raw, device);
+    let egress = egress.or(sdk_egress);
     Ok(Record {
         time_ns: raw.time_ns.saturating_add_signed(boot_to_wall_ns),
         boot_ns: raw.time_ns,
@@ -434,190 +352,5 @@ fn direction(raw: &abi::ts_event, device: Ingress) -> (Ingress, Option<Egress>) 
     (ingress, Some(egress))
 }
 
-fn decode_packet(p: &abi::ts_packet) -> Packet {
-    let layers = p.layers;
-    let has = |bit: u32| layers & bit != 0;
-    let vlan = |i: usize| Vlan {
-        tpid: p.vlan_tpid[i],
-        vid: p.vlan_tci[i] & 0x0fff,
-        pcp: (p.vlan_tci[i] >> 13) as u8,
-        dei: p.vlan_tci[i] & 0x1000 != 0,
-    };
-    let eth = has(TS_L_ETH);
-    let network = if has(TS_L_IPV4) || has(TS_L_IPV6) {
-        let v4 = has(TS_L_IPV4);
-        let (src, dst) = if v4 {
-            (ipv4(&p.ip_src), ipv4(&p.ip_dst))
-        } else {
-            (IpAddr::V6(Ipv6Addr::from(p.ip_src)), IpAddr::V6(Ipv6Addr::from(p.ip_dst)))
-        };
-        let more = p.frag_flags & TS_FRAG_MF != 0;
-        Network::Ip(Ip {
-            src,
-            dst,
-            protocol: p.ip_proto,
-            length: p.ip_len,
-            tos: p.tos,
-            ttl: p.ttl,
-            id: (v4 || has(TS_L_FRAG)).then_some(p.ip_id),
-            fragment: has(TS_L_FRAG).then_some(Fragment { offset: u32::from(p.frag_off) * 8, more }),
-            dont_fragment: v4 && p.frag_flags & TS_FRAG_DF != 0,
-            flow_label: (!v4).then_some(p.flow_label),
-        })
-    } else if has(TS_L_ARP) {
-        Network::Arp(Arp {
-            operation: p.arp_op,
-            sender_mac: Mac(p.arp_sha),
-            sender_ip: Ipv4Addr::from(p.arp_spa),
-            target_mac: Mac(p.arp_tha),
-            target_ip: Ipv4Addr::from(p.arp_tpa),
-        })
-    } else {
-        Network::None
-    };
-    let transport = if has(TS_L_TCP) {
-        Transport::Tcp { src_port: p.sport, dst_port: p.dport, flags: p.tcp_flags }
-    } else if has(TS_L_UDP) {
-        Transport::Udp { src_port: p.sport, dst_port: p.dport, length: p.udp_len }
-    } else if has(TS_L_ICMP) {
-        Transport::Icmp { kind: p.icmp_type, code: p.icmp_code }
-    } else if has(TS_L_ICMP6) {
-        Transport::Icmpv6 { kind: p.icmp_type, code: p.icmp_code }
-    } else {
-        Transport::None
-    };
-    Packet {
-        len: p.pkt_len,
-        captured: p.cap_len,
-        ethernet: eth.then_some(Ethernet { src: Mac(p.src_mac), dst: Mac(p.dst_mac) }),
-        // A tag is part of an Ethernet header: none is reported without one.
-        vlans: [(eth && has(TS_L_VLAN1)).then(|| vlan(0)), (eth && has(TS_L_VLAN2)).then(|| vlan(1))],
-        ether_type: p.eth_proto,
-        network,
-        transport,
-        walk_limited: has(TS_L_WALK_LIMIT),
-    }
-}
-
-fn ipv4(bytes: &[u8; 16]) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn raw_bytes(raw: &abi::ts_event) -> Vec<u8> {
-        // SAFETY: ts_event is a plain repr(C) struct with no padding (asserted
-        // above against the C layout), so all of its bytes are initialised.
-        unsafe { plain::as_bytes(raw) }.to_vec()
-    }
-
-    fn cstr<const N: usize>(s: &str) -> [i8; N] {
-        let mut out = [0i8; N];
-        for (o, b) in out.iter_mut().zip(s.bytes()) {
-            *o = b as i8;
-        }
-        out
-    }
-
-    #[test]
-    fn rejects_short_and_unknown_records() {
-        assert!(matches!(decode(&[0u8; 10], 0), Err(Error::RecordSize { len: 10, .. })));
-        assert!(matches!(decode(&[0u8; EVENT_SIZE], 0), Err(Error::RecordKind(0))));
-        let mut raw = abi::ts_event { kind: TS_KIND_EVENT, source: 9, ..Default::default() };
-        assert!(matches!(decode(&raw_bytes(&raw), 0), Err(Error::RecordKind(9))));
-        raw.source = TS_SOURCE_SKB;
-        assert!(decode(&raw_bytes(&raw), 0).is_ok());
-    }
-
-    #[test]
-    fn decodes_a_devlink_ipv4_udp_event() {
-        let mut raw = abi::ts_event {
-            kind: TS_KIND_EVENT,
-            source: TS_SOURCE_DEVLINK,
-            trap_type: 1,
-            cookie_len: 3,
-            time_ns: 5_000,
-            ifindex: 7,
-            ifname: cstr("swp1s0"),
-            trap_name: cstr("ttl_value_is_too_small"),
-            trap_group: cstr("l3_exceptions"),
-            bus_name: cstr("netdevsim"),
-            dev_name: cstr("netdevsim10"),
-            ..Default::default()
-        };
-        raw.cookie[..3].copy_from_slice(&[0xde, 0xad, 0x01]);
-        let p = &mut raw.pkt;
-        p.layers = TS_L_ETH | TS_L_VLAN1 | TS_L_IPV4 | TS_L_UDP | TS_L_FRAG;
-        p.vlan_tci[0] = (5 << 13) | 0x1000 | 100;
-        p.vlan_tpid[0] = 0x8100;
-        p.ip_src[..4].copy_from_slice(&[192, 0, 2, 1]);
-        p.ip_dst[..4].copy_from_slice(&[198, 51, 100, 1]);
-        p.frag_flags = TS_FRAG_MF | TS_FRAG_DF;
-        p.ip_len = 128;
-        p.ttl = 100;
-        p.ip_proto = 17;
-        p.sport = 1234;
-        p.dport = 53;
-        p.udp_len = 108;
-        let rec = decode(&raw_bytes(&raw), 1_000_000_000).unwrap();
-        assert_eq!(rec.time_ns, 1_000_005_000);
-        assert_eq!(rec.ingress.name.as_str(), "swp1s0");
-        let Origin::Devlink(trap) = rec.origin else { panic!("not devlink") };
-        assert_eq!(trap.trap_name.as_str(), "ttl_value_is_too_small");
-        assert_eq!(trap.trap_type, TrapType::Exception);
-        assert_eq!(trap.cookie.unwrap().captured(), &[0xde, 0xad, 0x01]);
-        assert_eq!(rec.packet.vlans[0], Some(Vlan { tpid: 0x8100, vid: 100, pcp: 5, dei: true }));
-        assert_eq!(rec.packet.vlans[1], None);
-        let Network::Ip(ip) = rec.packet.network else { panic!("no IP") };
-        assert_eq!(ip.src, "192.0.2.1".parse::<IpAddr>().unwrap());
-        assert_eq!((ip.length, ip.ttl, ip.protocol), (128, 100, 17));
-        assert!(ip.dont_fragment);
-        assert_eq!(ip.fragment, Some(Fragment { offset: 0, more: true }));
-        assert_eq!(rec.packet.transport, Transport::Udp { src_port: 1234, dst_port: 53, length: 108 });
-    }
-
-    #[test]
-    fn a_packet_without_ethernet_header_decodes_no_ethernet_layer() {
-        let mut raw = abi::ts_event { kind: TS_KIND_EVENT, source: TS_SOURCE_SKB, ..Default::default() };
-        let p = &mut raw.pkt;
-        // The BPF side never pairs a tag with TS_L_NO_MAC; the decoder does not either.
-        p.layers = TS_L_NO_MAC | TS_L_VLAN1 | TS_L_IPV6;
-        p.eth_proto = 0x86dd;
-        p.src_mac = [2, 0, 0, 0, 0, 1];
-        p.vlan_tci[0] = 100;
-        p.pkt_len = 48;
-        let rec = decode(&raw_bytes(&raw), 0).unwrap();
-        assert_eq!(rec.packet.ethernet, None);
-        assert_eq!(rec.packet.vlans, [None, None]);
-        assert_eq!(rec.packet.ether_type, 0x86dd);
-        assert_eq!(rec.packet.len, 48);
-        assert!(matches!(rec.packet.network, Network::Ip(Ip { src: IpAddr::V6(_), .. })));
-    }
-
-    #[test]
-    fn long_cookie_is_marked_truncated() {
-        let raw = abi::ts_event {
-            kind: TS_KIND_EVENT,
-            source: TS_SOURCE_DEVLINK,
-            cookie_len: 40,
-            ..Default::default()
-        };
-        let Origin::Devlink(trap) = decode(&raw_bytes(&raw), 0).unwrap().origin else { panic!() };
-        let cookie = trap.cookie.unwrap();
-        assert_eq!(cookie.captured().len(), 32);
-        assert!(cookie.is_truncated());
-    }
-
-    #[test]
-    fn kernel_strings_that_are_not_utf8_are_made_safe() {
-        let mut name = [0i8; 16];
-        name[0] = b'e' as i8;
-        name[1] = -1;
-        let s = FixedStr::from_c(&name);
-        assert_eq!(s.as_str(), "e?");
-        assert_eq!(FixedStr::<4>::new("abcdef").as_str(), "abcd");
-        assert_eq!(FixedStr::<4>::new("abcé").as_str(), "abc");
-    }
-}
+mod tests;

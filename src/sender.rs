@@ -15,6 +15,9 @@ use crate::stats::{KernelCounters, Snapshot, Stats};
 use crate::transport::{Datagram, Delivery, Packer, Sink};
 
 /// What travels from the poll and main threads to the sender.
+// Records travel by value so that none allocates; the channel's slots are
+// the size of the largest variant either way.
+#[allow(clippy::large_enum_variant)]
 pub enum Item {
     Record(Record),
     /// trapstream's own counters, streamed like a record.

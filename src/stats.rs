@@ -24,6 +24,10 @@ pub struct KernelCounters {
     /// (TS_CNT_NESTED) plus those the kernel itself skipped (the programs'
     /// `recursion_misses`). Outside `seen`; part of `lost`.
     pub nested: u64,
+    /// Kernel drops that were a vendor SDK freeing its copy of a packet it had
+    /// just reported as a trap (TS_CNT_SDK_FREES): the packet was delivered
+    /// as that trap, so these are neither seen nor lost, outside every identity.
+    pub sdk_frees: u64,
 }
 
 #[derive(Debug)]
@@ -145,10 +149,11 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Every counter by name, in a fixed order: what `trapstream_stats` carries.
-    pub fn fields(&self) -> [(&'static str, u64); 26] {
+    pub fn fields(&self) -> [(&'static str, u64); 27] {
         [
             ("seen", self.kernel.seen),
             ("nested", self.kernel.nested),
+            ("sdk_frees", self.kernel.sdk_frees),
             ("filtered", self.kernel.filtered),
             ("ring_lost", self.kernel.ring_lost),
             ("rate_limited", self.kernel.rate_limited),
@@ -191,11 +196,12 @@ impl fmt::Display for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seen={} nested={} filtered={} ring_lost={} read={} decode_errors={} channel_lost={} sent={} \
-             send_lost={} refused={} unacked_lost={} datagrams={} send_errors={} oversize={} queued={} \
+            "seen={} nested={} sdk_frees={} filtered={} ring_lost={} read={} decode_errors={} channel_lost={} \
+             sent={} send_lost={} refused={} unacked_lost={} datagrams={} send_errors={} oversize={} queued={} \
              rate_limited={}",
             self.kernel.seen,
             self.kernel.nested,
+            self.kernel.sdk_frees,
             self.kernel.filtered,
             self.kernel.ring_lost,
             self.read,
@@ -226,5 +232,23 @@ impl fmt::Display for Snapshot {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_frees_are_named_but_neither_seen_nor_lost() {
+        let kernel = KernelCounters { seen: 10, nested: 1, sdk_frees: 7, ..Default::default() };
+        let snapshot = Snapshot { kernel, ..Default::default() };
+        let line = snapshot.to_string();
+        assert!(line.starts_with("seen=10 nested=1 sdk_frees=7 filtered=0 "), "{line}");
+        let fields = snapshot.fields();
+        let get = |name: &str| fields.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        assert_eq!(get("sdk_frees"), Some(7));
+        assert_eq!(get("seen"), Some(10));
+        assert_eq!(get("lost"), Some(1), "only nested of these is a loss");
     }
 }

@@ -3,12 +3,14 @@
 //! with its owner (the main thread); only the `RingBuffer` moves to the poll
 //! thread. One concern a file: `filters` (lists -> map entries), `reasons`
 //! (drop-reason names), `flows` (the aggregation tables), `poll` (the poll
-//! thread), `test_entry` (BPF_PROG_TEST_RUN for tests and benchmarks).
+//! thread), `sdk_types` (the vendor SDK's trap types -> map entries),
+//! `test_entry` (BPF_PROG_TEST_RUN for tests and benchmarks).
 
 mod filters;
 mod flows;
 mod poll;
 mod reasons;
+mod sdk_types;
 mod test_entry;
 
 pub use filters::{check_filters, unmatchable_filters};
@@ -165,6 +167,16 @@ impl<'obj> Capture<'obj> {
                 .update(bytes, &[verdict], MapFlags::ANY)
                 .map_err(Error::bpf("setting a filter"))?;
         }
+        // Filled before anything is attached, so that no SDK report is
+        // judged by the type the SDK gives (always drop).
+        for (key, kind) in sdk_types::entries() {
+            // SAFETY: ts_filter_key is plain data without padding.
+            let bytes = unsafe { plain::as_bytes(&key) };
+            skel.maps
+                .sdk_trap_types
+                .update(bytes, &[kind], MapFlags::ANY)
+                .map_err(Error::bpf("setting a vendor SDK trap type"))?;
+        }
         Ok(Capture { skel, links: Vec::new(), loaded })
     }
 
@@ -230,7 +242,7 @@ impl<'obj> Capture<'obj> {
 
 /// The per-CPU counters summed over CPUs, in TS_CNT_* order.
 fn read_counters(map: &dyn MapCore) -> Result<KernelCounters> {
-    let mut sums = [0u64; 7];
+    let mut sums = [0u64; 8];
     for (index, sum) in sums.iter_mut().enumerate() {
         let key = (index as u32).to_ne_bytes();
         let per_cpu = map
@@ -251,6 +263,7 @@ fn read_counters(map: &dyn MapCore) -> Result<KernelCounters> {
         overflow: sums[4],
         rate_limited: sums[5],
         nested: sums[6],
+        sdk_frees: sums[7],
     })
 }
 

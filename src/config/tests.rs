@@ -35,7 +35,7 @@ fn defaults_match_the_original() {
     assert_eq!(c.unique_interval, None);
     assert_eq!(c.lru_size, 1024, "the original's table size");
     assert_eq!(c.sources, Sources { devlink: true, skb: false });
-    assert_eq!(c.trap_type_mask, 0b011, "control traps are off by default");
+    assert_eq!(c.trap_type_mask, 0b1011, "control traps are off by default, threshold events on");
     assert_eq!(c.stats_interval, Some(Duration::from_secs(60)));
     assert_eq!(c.filters, Filters::default());
     // Loopback collector: the kernel's route lookup picks loopback.
@@ -79,6 +79,17 @@ fn stdout_and_sources() {
     assert_eq!(c.sources, Sources { devlink: true, skb: true });
     assert_eq!(c.trap_type_mask, 0b101);
     assert_eq!(c.format, Format::Text);
+}
+
+#[test]
+fn threshold_is_a_trap_type_in_flags_and_file() {
+    // Bit 3: the kernel side tests `1 << TS_TRAP_TYPE_THRESHOLD`.
+    let c = config(&["--stdout", "--trap-types", "threshold"]).unwrap();
+    assert_eq!(c.trap_type_mask, 0b1000);
+    let c = config(&["--stdout", "--trap-types", "drop,exception"]).unwrap();
+    assert_eq!(c.trap_type_mask, 0b0011, "an explicit list without it leaves threshold events out");
+    let c = with_file("trap_types = [\"threshold\", \"control\"]\n", &["--stdout"]).unwrap();
+    assert_eq!(c.trap_type_mask, 0b1100);
 }
 
 #[test]

@@ -128,8 +128,19 @@ impl InfluxEncoder {
             _ => None,
         };
 
+        let wjh = trap.and_then(|t| t.wjh);
+        let lag = wjh.and_then(|w| w.egress_lag);
+        let acl = trap.and_then(|t| t.acl);
+
         let mut line = Line::start(out, &mut self.scratch);
-        // Tags, in byte order of their keys.
+        // Tags, in byte order of their keys. Tags are what a dashboard groups
+        // by and each value is a series: the vendor SDK's ports, LAG, traffic
+        // class and ACL direction have few values and are tags; occupancy,
+        // latency and the ACL rule value are measurements or ids that vary
+        // per packet or rule, so fields.
+        if let Some(a) = acl {
+            line.tag("aclDirection", a.direction.as_str());
+        }
         line.tag("description", s.description);
         line.tag("deviceIP", &ctx.device_ip);
         if let Some(t) = trap.filter(|_| s.devlink_device) {
@@ -137,6 +148,9 @@ impl InfluxEncoder {
         }
         line.tag("dropReason", &s.drop_reason);
         line.tag("dropType", s.drop_type);
+        if let Some(l) = &lag {
+            line.tag("egressLag", l.name.as_str());
+        }
         if let Some(port) = s.egress_port {
             line.tag("egressPort", port);
         }
@@ -159,6 +173,9 @@ impl InfluxEncoder {
             line.tag("skbDropReason", &s.drop_reason);
         }
         line.tag("source", s.source);
+        if let Some(tc) = wjh.and_then(|w| w.traffic_class) {
+            line.tag("trafficClass", tc);
+        }
         if let Some(t) = trap {
             line.tag("trapGroup", t.trap_group.as_str());
             line.tag("trapName", t.trap_name.as_str());
@@ -166,15 +183,21 @@ impl InfluxEncoder {
         }
 
         // Fields, in byte order of their keys.
+        if let Some(a) = acl {
+            line.int("aclRuleValue", a.value);
+        }
         if let Some(f) = rec.flow {
             if f.overflow {
                 line.boolean("aggregationOverflow", true);
             }
-            line.int("bytes", f.bytes.min(i64::MAX as u64) as i64);
-            line.int("count", f.packets.min(i64::MAX as u64) as i64);
+            line.int("bytes", saturating_i64(f.bytes));
+            line.int("count", saturating_i64(f.packets));
         }
         if let Some(e) = rec.egress {
             line.int("egressIfIndex", e.ifindex);
+        }
+        if let Some(l) = lag {
+            line.int("egressLagIfIndex", l.ifindex);
         }
         if let Some(f) = rec.flow {
             line.string("firstSeen", Seconds(f.first_ns));
@@ -186,6 +209,12 @@ impl InfluxEncoder {
         line.int("ingressIfIndex", rec.ingress.ifindex);
         if let Some(f) = rec.flow {
             line.string("lastSeen", Seconds(f.last_ns));
+        }
+        if let Some(l) = wjh.and_then(|w| w.latency) {
+            if let Some(ns) = l.ns() {
+                line.int("latencyNs", saturating_i64(ns));
+            }
+            line.int("latencyRaw", saturating_i64(l.raw));
         }
         if rec.ingress.netns_ino != 0 {
             line.int("netnsIno", rec.ingress.netns_ino);
@@ -255,11 +284,22 @@ impl InfluxEncoder {
                 _ => {}
             }
         }
+        if let Some(o) = wjh.and_then(|w| w.occupancy) {
+            if let Some(bytes) = o.bytes() {
+                line.int("tcOccupancyBytes", saturating_i64(bytes));
+            }
+            line.int("tcOccupancyRaw", saturating_i64(o.raw));
+        }
         line.string("timestamp", Seconds(rec.time_ns));
 
         // Line protocol timestamps are signed 64-bit.
         line.end(self.stamps.unique(rec.time_ns.min(i64::MAX as u64 - RECENT_STAMPS as u64)));
     }
+}
+
+/// Line protocol integers are signed 64-bit: larger values are clamped.
+fn saturating_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// Two points with the same series and timestamp overwrite each other in

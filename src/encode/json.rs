@@ -41,6 +41,10 @@ struct JsonRecord<'a> {
     egress_port: Option<&'a str>,
     #[serde(rename = "egressIfIndex", skip_serializing_if = "Option::is_none")]
     egress_ifindex: Option<u32>,
+    #[serde(rename = "egressLag", skip_serializing_if = "Option::is_none")]
+    egress_lag: Option<&'a str>,
+    #[serde(rename = "egressLagIfIndex", skip_serializing_if = "Option::is_none")]
+    egress_lag_ifindex: Option<u32>,
     #[serde(rename = "netnsIno", skip_serializing_if = "is_zero")]
     netns_ino: u32,
     #[serde(rename = "trapName", skip_serializing_if = "Option::is_none")]
@@ -55,6 +59,20 @@ struct JsonRecord<'a> {
     flow_action_cookie: Option<Text<Hex<'a>>>,
     #[serde(rename = "flowActionCookieLength", skip_serializing_if = "Option::is_none")]
     flow_action_cookie_len: Option<u16>,
+    #[serde(rename = "aclRuleValue", skip_serializing_if = "Option::is_none")]
+    acl_rule_value: Option<u32>,
+    #[serde(rename = "aclDirection", skip_serializing_if = "Option::is_none")]
+    acl_direction: Option<&'a str>,
+    #[serde(rename = "trafficClass", skip_serializing_if = "Option::is_none")]
+    traffic_class: Option<u16>,
+    #[serde(rename = "tcOccupancyRaw", skip_serializing_if = "Option::is_none")]
+    tc_occupancy_raw: Option<u64>,
+    #[serde(rename = "tcOccupancyBytes", skip_serializing_if = "Option::is_none")]
+    tc_occupancy_bytes: Option<u64>,
+    #[serde(rename = "latencyRaw", skip_serializing_if = "Option::is_none")]
+    latency_raw: Option<u64>,
+    #[serde(rename = "latencyNs", skip_serializing_if = "Option::is_none")]
+    latency_ns: Option<u64>,
     #[serde(rename = "skbDropReason", skip_serializing_if = "Option::is_none")]
     skb_drop_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -266,6 +284,11 @@ impl JsonEncoder {
             Origin::Devlink(t) => (Some(t), None),
             Origin::Skb(_) => (None, Some(&*s.drop_reason)),
         };
+        let wjh = trap.and_then(|t| t.wjh);
+        let lag = wjh.and_then(|w| w.egress_lag);
+        let acl = trap.and_then(|t| t.acl);
+        let occupancy = wjh.and_then(|w| w.occupancy);
+        let latency = wjh.and_then(|w| w.latency);
         let record = JsonRecord {
             device_ip: &ctx.device_ip,
             ingress_port: s.ingress_port,
@@ -288,6 +311,8 @@ impl JsonEncoder {
             ingress_ifindex: rec.ingress.ifindex,
             egress_port: s.egress_port,
             egress_ifindex: rec.egress.map(|e| e.ifindex),
+            egress_lag: lag.as_ref().map(|l| l.name.as_str()),
+            egress_lag_ifindex: lag.map(|l| l.ifindex),
             netns_ino: rec.ingress.netns_ino,
             trap_name: trap.map(|t| t.trap_name.as_str()),
             trap_group: trap.map(|t| t.trap_group.as_str()),
@@ -297,6 +322,13 @@ impl JsonEncoder {
                 .map(|t| Text(DevlinkHandle(t.bus_name.as_str(), t.device_name.as_str()))),
             flow_action_cookie: trap.and_then(|t| t.cookie.as_ref()).map(|c| Text(Hex(c.captured()))),
             flow_action_cookie_len: trap.and_then(|t| t.cookie).map(|c| c.len),
+            acl_rule_value: acl.map(|a| a.value),
+            acl_direction: acl.map(|a| a.direction.as_str()),
+            traffic_class: wjh.and_then(|w| w.traffic_class),
+            tc_occupancy_raw: occupancy.map(|o| o.raw),
+            tc_occupancy_bytes: occupancy.and_then(|o| o.bytes()),
+            latency_raw: latency.map(|l| l.raw),
+            latency_ns: latency.and_then(|l| l.ns()),
             skb_drop_reason: drop_reason,
             count: rec.flow.map(|f| f.packets),
             bytes: rec.flow.map(|f| f.bytes),

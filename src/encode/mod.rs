@@ -90,7 +90,7 @@ impl Encoder {
 /// The values every format reports, derived once per record.
 pub(crate) struct Summary<'a> {
     pub ingress_port: &'a str,
-    /// Kernel drops on the transmit path.
+    /// Kernel drops on the transmit path; vendor SDK traps that name their egress port.
     pub egress_port: Option<&'a str>,
     pub description: &'a str,
     pub severity: &'a str,
@@ -138,7 +138,7 @@ impl<'a> Summary<'a> {
                 let (kind, taxon) = if sdk {
                     taxonomy::classify_sdk(name)
                 } else {
-                    (Kind::from(trap.trap_type), taxonomy::classify(name, trap.trap_type))
+                    (trap.trap_type, taxonomy::classify(name, trap.trap_type))
                 };
                 let local = ctx.taxonomy.get(name);
                 let pick =
@@ -274,5 +274,7 @@ impl fmt::Write for ByteWriter<'_> {
     }
 }
 
+#[cfg(test)]
+mod sdk_tests;
 #[cfg(test)]
 pub(crate) mod tests;

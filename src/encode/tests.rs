@@ -6,9 +6,9 @@ use crate::record::{
     DevlinkTrap, Ethernet, FixedStr, FlowActionCookie, Fragment, Ingress, Ip, Mac, Packet, Record, SkbDrop,
     Vlan,
 };
-use crate::taxonomy::TrapType;
+use crate::taxonomy::Kind;
 
-fn context() -> Context {
+pub(super) fn context() -> Context {
     Context {
         device_ip: "10.5.1.101".into(),
         netdb: NetDb::parse("domain 53/udp\nhttp 80/tcp\n", "icmp 1 ICMP\ntcp 6 TCP\nudp 17 UDP\n"),
@@ -26,17 +26,19 @@ fn mac(s: &str) -> Mac {
 }
 
 /// The packet behind the seed README's example: a ping, length 84, tos 0, ttl 64.
-fn seed_ping() -> Record {
+pub(super) fn seed_ping() -> Record {
     Record {
         time_ns: 1_611_931_294_010_481_600,
         boot_ns: 1,
         origin: Origin::Devlink(DevlinkTrap {
             trap_name: FixedStr::new("unresolved_neigh"),
             trap_group: FixedStr::new("l3_exceptions"),
-            trap_type: TrapType::Exception,
+            trap_type: Kind::Exception,
             bus_name: FixedStr::new("pci"),
             device_name: FixedStr::new("0000:03:00.0"),
             cookie: None,
+            acl: None,
+            wjh: None,
         }),
         ingress: Ingress { name: FixedStr::new("swp1s0"), ifindex: 12, netns_ino: 0 },
         egress: None,
@@ -65,7 +67,7 @@ fn seed_ping() -> Record {
     }
 }
 
-fn encode(format: Format, rec: &Record) -> String {
+pub(super) fn encode(format: Format, rec: &Record) -> String {
     let mut out = Vec::new();
     Encoder::new(format).encode(&context(), rec, &mut out);
     String::from_utf8(out).unwrap()
@@ -163,7 +165,7 @@ fn ipv6_fragment_and_cookie() {
     if let Origin::Devlink(t) = &mut rec.origin {
         t.trap_name = FixedStr::new("ingress_flow_action_drop");
         t.trap_group = FixedStr::new("acl_drops");
-        t.trap_type = TrapType::Drop;
+        t.trap_type = Kind::Drop;
         let mut bytes = [0u8; 32];
         bytes[..4].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
         t.cookie = Some(test_cookie(4, bytes));
@@ -200,7 +202,7 @@ fn ipv6_fragment_and_cookie() {
     assert!(line.contains("packet_ip_flowLabel=703710i,packet_ip_fragOffset=1448i,"), "{line}");
 }
 
-fn test_cookie(len: u16, bytes: [u8; 32]) -> FlowActionCookie {
+pub(super) fn test_cookie(len: u16, bytes: [u8; 32]) -> FlowActionCookie {
     // Built through the decoder, the only place that constructs cookies.
     let mut raw =
         crate::abi::ts_event { kind: 1, source: 1, cookie_len: len, cookie: bytes, ..Default::default() };
@@ -273,7 +275,7 @@ fn unknown_traps_and_missing_ports_still_make_sense() {
     if let Origin::Devlink(t) = &mut rec.origin {
         t.trap_name = FixedStr::new("vendor_magic");
         t.trap_group = FixedStr::new("");
-        t.trap_type = TrapType::Drop;
+        t.trap_type = Kind::Drop;
     }
     rec.ingress.name = FixedStr::new("");
     let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &rec)).unwrap();
@@ -421,154 +423,4 @@ fn records_without_an_ethernet_header_have_no_ethernet_layer() {
     let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &bare)).unwrap();
     assert_eq!(v["packet"], serde_json::json!({"packetType": "NONE", "length": 41}));
     assert!(!encode(Format::Influx, &bare).contains("packet_ethernet"));
-}
-
-/// The seed ping as NVIDIA's Switch SDK reports it (SONiC, Cumulus-class
-/// hosts): its own trap and group names, trap_type always 0 (drop), and the
-/// dummy devlink instance of sx_netdev.
-fn sdk_report(trap_name: &str, group: &str) -> Record {
-    let mut rec = seed_ping();
-    rec.origin = Origin::Devlink(DevlinkTrap {
-        trap_name: FixedStr::new(trap_name),
-        trap_group: FixedStr::new(group),
-        trap_type: TrapType::Drop,
-        bus_name: FixedStr::new("devlink_dummy"),
-        device_name: FixedStr::new("devlink_dummy0"),
-        cookie: None,
-    });
-    rec
-}
-
-/// The measurement and tags of an Influx line are exactly `tags`.
-fn assert_influx_tags(line: &str, tags: &str) {
-    assert!(line.starts_with(&format!("{tags} ")), "\n  got: {line}\n want: {tags} ...");
-}
-
-#[test]
-fn sdk_drop_golden() {
-    let rec = sdk_report("blackhole_neigh", "router");
-    let got = encode(Format::Json, &rec);
-    let expected = concat!(
-        r#"{"deviceIP":"10.5.1.101","ingressPort":"swp1s0","#,
-        r#""description":"Validate ARP table for the next hop","severity":"Warning","#,
-        r#""dropType":"l3","dropReason":"Blackhole ARP/neighbor","#,
-        r#""timestamp":"1611931294.010481600","message":"fwdDrop","#,
-        r#""packet":{"packetType":"IP","#,
-        r#""ETHERNET":{"etherTypeName":"0x800","etherType":2048,"srcMac":"0c:42:a1:a9:81:66","dstMac":"24:8a:07:ca:22:59","vlanId":0,"pcp":0},"#,
-        r#""IP":{"srcIp":"192.0.2.1","dstIp":"192.0.2.21","protocol":1,"protocolName":"1 (icmp)","length":84,"tos":0,"ttl":64,"version":4,"id":4660,"dontFragment":true},"#,
-        r#""ICMP":{"type":8,"code":0},"length":98},"#,
-        r#""source":"devlink","ingressIfIndex":12,"trapName":"blackhole_neigh","trapGroup":"router","#,
-        r#""trapType":"drop"}"#
-    );
-    assert_eq!(got, expected);
-    let got = encode(Format::Influx, &rec);
-    let expected = concat!(
-        r"DroppedPackets,description=Validate\ ARP\ table\ for\ the\ next\ hop,deviceIP=10.5.1.101,",
-        r"dropReason=Blackhole\ ARP/neighbor,dropType=l3,ingressPort=swp1s0,",
-        r"message=fwdDrop,packet_ethernet_dstMac=24:8a:07:ca:22:59,packet_ethernet_srcMac=0c:42:a1:a9:81:66,",
-        r"packet_ip_srcIp=192.0.2.1,packet_packetType=ip,severity=Warning,source=devlink,trapGroup=router,",
-        r"trapName=blackhole_neigh,trapType=drop ",
-        r#"ingressIfIndex=12i,packet_ethernet_etherType=2048i,packet_ethernet_etherTypeName="0x800","#,
-        r#"packet_icmp_code=0i,packet_icmp_type=8i,packet_ip_dontFragment=true,packet_ip_dstIp="192.0.2.21","#,
-        r#"packet_ip_id=4660i,packet_ip_length=84i,packet_ip_protocol=1i,packet_ip_protocolName="1 (icmp)","#,
-        r#"packet_ip_tos=0i,packet_ip_ttl=64i,packet_ip_version=4i,packet_length=98i,"#,
-        r#"timestamp="1611931294.010481600" 1611931294010481600"#
-    );
-    assert_eq!(got, expected);
-}
-
-#[test]
-fn sdk_exception_golden() {
-    // The kernel says drop; the SDK's unresolved_neigh is an exception.
-    let rec = sdk_report("unresolved_neigh", "router");
-    let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &rec)).unwrap();
-    assert_eq!(v["message"], "fwdException");
-    assert_eq!(v["severity"], "Warning");
-    assert_eq!(v["dropType"], "l3");
-    assert_eq!(v["dropReason"], "Unresolved  neighbor /next-hop");
-    assert_eq!(v["description"], "Validate ARP table for the neighbor/next hop");
-    assert_eq!(v["trapType"], "exception");
-    assert!(v.get("devlinkDevice").is_none(), "the dummy devlink instance names no device");
-    let line = encode(Format::Influx, &rec);
-    assert_influx_tags(
-        &line,
-        concat!(
-            r"DroppedPackets,description=Validate\ ARP\ table\ for\ the\ neighbor/next\ hop,deviceIP=10.5.1.101,",
-            r"dropReason=Unresolved\ \ neighbor\ /next-hop,dropType=l3,ingressPort=swp1s0,message=fwdException,",
-            r"packet_ethernet_dstMac=24:8a:07:ca:22:59,packet_ethernet_srcMac=0c:42:a1:a9:81:66,",
-            r"packet_ip_srcIp=192.0.2.1,packet_packetType=ip,severity=Warning,source=devlink,trapGroup=router,",
-            r"trapName=unresolved_neigh,trapType=exception"
-        ),
-    );
-}
-
-#[test]
-fn sdk_threshold_golden() {
-    // Not a drop: the packet crossed a traffic-class threshold and was mirrored.
-    let rec = sdk_report("congestion_thresh_crossed", "buffer");
-    let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &rec)).unwrap();
-    assert_eq!(v["message"], "fwdThreshold");
-    assert_eq!(v["severity"], "Notice");
-    assert_eq!(v["dropType"], "buffer");
-    assert_eq!(v["dropReason"], "Port TC congestion threshold crossed");
-    assert_eq!(v["description"], "Monitor network congestion");
-    assert_eq!(v["trapType"], "threshold");
-    assert!(v.get("devlinkDevice").is_none());
-    let line = encode(Format::Influx, &rec);
-    assert_influx_tags(
-        &line,
-        concat!(
-            r"DroppedPackets,description=Monitor\ network\ congestion,deviceIP=10.5.1.101,",
-            r"dropReason=Port\ TC\ congestion\ threshold\ crossed,dropType=buffer,ingressPort=swp1s0,",
-            r"message=fwdThreshold,packet_ethernet_dstMac=24:8a:07:ca:22:59,packet_ethernet_srcMac=0c:42:a1:a9:81:66,",
-            r"packet_ip_srcIp=192.0.2.1,packet_packetType=ip,severity=Notice,source=devlink,trapGroup=buffer,",
-            r"trapName=congestion_thresh_crossed,trapType=threshold"
-        ),
-    );
-    let text = encode(Format::Text, &rec);
-    assert!(text.contains(" fwdThreshold congestion_thresh_crossed [Notice] "), "{text}");
-}
-
-#[test]
-fn sdk_groups_map_to_the_seed_drop_types() {
-    for (name, group, drop_type) in [
-        ("port_isolation_filter", "l2", "l2"),
-        ("sip_is_in_class_e", "router", "l3"),
-        ("decap_error", "tunnel", "tunnel"),
-        ("flow_action_drop", "acl", "acl"),
-        ("tail_drop", "buffer", "buffer"),
-    ] {
-        let v: serde_json::Value =
-            serde_json::from_str(&encode(Format::Json, &sdk_report(name, group))).unwrap();
-        assert_eq!(v["dropType"], drop_type, "{name}");
-    }
-    assert_eq!(sdk_drop_type("router"), "l3");
-    assert_eq!(sdk_drop_type(""), "N/A");
-}
-
-#[test]
-fn sdk_unknown_trap_points_away_from_devlink() {
-    let v: serde_json::Value =
-        serde_json::from_str(&encode(Format::Json, &sdk_report("some_future_trap", "router"))).unwrap();
-    assert_eq!(v["message"], "fwdDrop");
-    assert_eq!(v["severity"], "Error");
-    assert_eq!(v["dropReason"], "some_future_trap");
-    assert!(!v["description"].as_str().unwrap().contains("devlink trap show"), "{v}");
-}
-
-#[test]
-fn only_the_sdk_bus_makes_a_report_an_sdk_report() {
-    // A devlink driver's report keeps its kernel type, group prefix and handle,
-    // even under an SDK trap or group name.
-    let mut rec = sdk_report("unresolved_neigh", "router");
-    if let Origin::Devlink(t) = &mut rec.origin {
-        t.bus_name = FixedStr::new("pci");
-        t.device_name = FixedStr::new("0000:03:00.0");
-        assert!(!t.is_vendor_sdk());
-    }
-    let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &rec)).unwrap();
-    assert_eq!(v["message"], "fwdDrop");
-    assert_eq!(v["trapType"], "drop");
-    assert_eq!(v["dropType"], "router");
-    assert_eq!(v["devlinkDevice"], "pci/0000:03:00.0");
 }

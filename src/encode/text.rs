@@ -11,13 +11,17 @@ impl TextEncoder {
     pub(super) fn encode(&mut self, _ctx: &Context, rec: &Record, s: &Summary<'_>, out: &mut Vec<u8>) {
         let start = out.len();
         let mut w = ByteWriter(out);
-        let what = match &rec.origin {
-            Origin::Devlink(t) => t.trap_name.as_str(),
-            Origin::Skb(_) => &s.drop_reason,
+        let (what, trap) = match &rec.origin {
+            Origin::Devlink(t) => (t.trap_name.as_str(), Some(t)),
+            Origin::Skb(_) => (&*s.drop_reason, None),
         };
+        let wjh = trap.and_then(|t| t.wjh);
         let _ = write!(w, "{} {}", Seconds(rec.time_ns), s.ingress_port);
         if let Some(port) = s.egress_port {
             let _ = write!(w, " out {port}");
+        }
+        if let Some(lag) = wjh.and_then(|w| w.egress_lag) {
+            let _ = write!(w, " lag {}", lag.name.as_str());
         }
         let _ = write!(w, " {} {} [{}]", s.message, what, s.severity);
         let p = &rec.packet;
@@ -62,6 +66,25 @@ impl TextEncoder {
         }
         if let Network::Ip(ip) = &p.network {
             let _ = write!(w, " ttl {} len {}", ip.ttl, ip.length);
+        }
+        // The vendor SDK's facts, scaled where the SDK says how.
+        if let Some(a) = trap.and_then(|t| t.acl) {
+            let _ = write!(w, " acl {} rule {:#x}", a.direction.as_str(), a.value);
+        }
+        if let Some(tc) = wjh.and_then(|w| w.traffic_class) {
+            let _ = write!(w, " tc {tc}");
+        }
+        if let Some(o) = wjh.and_then(|w| w.occupancy) {
+            let _ = match o.bytes() {
+                Some(bytes) => write!(w, " occ {bytes}B"),
+                None => write!(w, " occ raw {}", o.raw),
+            };
+        }
+        if let Some(l) = wjh.and_then(|w| w.latency) {
+            let _ = match l.ns() {
+                Some(ns) => write!(w, " lat {ns}ns"),
+                None => write!(w, " lat raw {}", l.raw),
+            };
         }
         // Kernel names and operator overrides may hold control characters:
         // one record stays one line.

@@ -19,7 +19,8 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-/// devlink trap type (enum devlink_trap_type).
+/// devlink trap type (enum devlink_trap_type): what a devlink driver can
+/// say. Records carry a [`Kind`], which adds the vendor SDK's threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrapType {
     Drop,
@@ -41,7 +42,9 @@ impl TrapType {
 /// What a trap really is, as the table knows it: the three devlink types,
 /// plus `Threshold` for the vendor SDK's buffer notifications (a traffic class
 /// crossed a congestion or latency threshold; the packet was not dropped).
-/// Separate from [`TrapType`], which is what the kernel reported.
+/// Records carry it as the type the kernel side reported: devlink's types map
+/// onto it one to one, and for the SDK's traps the kernel side takes it from
+/// this table (user space fills its `sdk_trap_types` map from [`sdk_trap_kinds`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Drop,
@@ -107,7 +110,15 @@ mod sdk;
 
 pub use devlink::TRAPS;
 use sdk::UNKNOWN_SDK_TRAP_DESCRIPTION;
-pub use sdk::{SDK_DEVLINK_BUS, SDK_GROUPS, SDK_TRAPS};
+pub use sdk::{SDK_DEVLINK_BUS, SDK_GROUPS, SDK_SHARED_NAMES, SDK_TRAPS};
+
+/// Every trap name the vendor SDK reports, with the table's type for it:
+/// the kernel side cannot tell an SDK exception or threshold event from a
+/// drop by the type the SDK passes (always drop), so user space gives it these.
+pub fn sdk_trap_kinds() -> impl Iterator<Item = (&'static str, Kind)> {
+    let shared = SDK_SHARED_NAMES.iter().filter_map(|name| lookup(name));
+    SDK_TRAPS.iter().chain(shared).map(|t| (t.name, t.trap_type))
+}
 
 /// Look a trap up by its exact name (devlink or vendor SDK).
 pub fn lookup(trap_name: &str) -> Option<&'static TrapInfo> {
@@ -121,8 +132,9 @@ pub fn lookup(trap_name: &str) -> Option<&'static TrapInfo> {
 /// trap name not in the table) still get a sensible record: drop_reason = the trap
 /// name itself, description = a fixed generic text telling the operator to look the
 /// trap up with `devlink trap show`, severity by type (Drop -> "Error",
-/// Exception -> "Warning", Control -> "Info").
-pub fn classify(trap_name: &str, trap_type: TrapType) -> Taxon<'_> {
+/// Exception -> "Warning", Control -> "Info", Threshold -> "Notice", as the
+/// SDK's threshold events in the table).
+pub fn classify(trap_name: &str, trap_type: impl Into<Kind>) -> Taxon<'_> {
     match lookup(trap_name) {
         Some(info) => {
             Taxon { drop_reason: info.drop_reason, description: info.description, severity: info.severity }
@@ -130,10 +142,11 @@ pub fn classify(trap_name: &str, trap_type: TrapType) -> Taxon<'_> {
         None => Taxon {
             drop_reason: trap_name,
             description: UNKNOWN_TRAP_DESCRIPTION,
-            severity: match trap_type {
-                TrapType::Drop => "Error",
-                TrapType::Exception => "Warning",
-                TrapType::Control => "Info",
+            severity: match trap_type.into() {
+                Kind::Drop => "Error",
+                Kind::Exception => "Warning",
+                Kind::Control => "Info",
+                Kind::Threshold => "Notice",
             },
         },
     }
@@ -319,6 +332,7 @@ mod tests {
     fn every_sdk_trap_has_one_entry() {
         let devlink = tsv_trap_names();
         let mut sdk_only = Vec::new();
+        let mut shared = Vec::new();
         for row in sdk_rows() {
             let (name, group) = (row[0], row[1]);
             assert!(SDK_GROUPS.contains(&group), "{name}: group {group:?} is not an SDK group");
@@ -328,6 +342,7 @@ mod tests {
                 // Shared with devlink: the one entry is the devlink one.
                 assert!(!in_sdk_table, "{name} is a devlink trap and must not be repeated in SDK_TRAPS");
                 assert!(TRAPS.iter().any(|t| std::ptr::eq(t, info)), "{name}");
+                shared.push(name);
             } else {
                 assert!(in_sdk_table, "{name} must be in SDK_TRAPS");
                 assert_eq!(info.group, group, "group of {name}");
@@ -336,6 +351,24 @@ mod tests {
         }
         let table: Vec<_> = SDK_TRAPS.iter().map(|t| t.name).collect();
         assert_eq!(table, sdk_only, "SDK_TRAPS: exactly the SDK-only names, in the TSV's order");
+        assert_eq!(
+            SDK_SHARED_NAMES, shared,
+            "SDK_SHARED_NAMES: exactly the shared names, in the TSV's order"
+        );
+    }
+
+    #[test]
+    fn sdk_trap_kinds_cover_every_sdk_name_with_the_table_type() {
+        let kinds: HashMap<_, _> = sdk_trap_kinds().collect();
+        let rows = sdk_rows();
+        assert_eq!(kinds.len(), rows.len(), "one type per SDK name, none lost or repeated");
+        for row in &rows {
+            assert_eq!(kinds.get(row[0]), lookup(row[0]).map(|t| &t.trap_type), "{}", row[0]);
+        }
+        assert_eq!(kinds["unresolved_neigh"], Kind::Exception);
+        assert_eq!(kinds["uc_loopback"], Kind::Control);
+        assert_eq!(kinds["congestion_thresh_crossed"], Kind::Threshold);
+        assert_eq!(kinds["blackhole_neigh"], Kind::Drop);
     }
 
     #[test]
@@ -412,5 +445,7 @@ mod tests {
         assert_eq!(t.severity, "Error");
         assert_eq!(Kind::Threshold.as_str(), "threshold");
         assert_eq!(Kind::from(TrapType::Exception), Kind::Exception);
+        // A trap the table does not know that the kernel side typed as a threshold.
+        assert_eq!(classify("some_future_sdk_trap", Kind::Threshold).severity, "Notice");
     }
 }

@@ -15,6 +15,45 @@ pub const SDK_GROUPS: [&str; 5] = ["l2", "router", "tunnel", "acl", "buffer"];
 pub(super) const UNKNOWN_SDK_TRAP_DESCRIPTION: &str =
     "Vendor SDK trap: look the name up in the switch vendor's What Just Happened documentation";
 
+/// The names the vendor SDK shares with generic devlink traps, in the order of
+/// `tests/data/sdk-traps.tsv`. Their one entry is in [`TRAPS`](super::TRAPS);
+/// they are listed here because the kernel side needs every SDK name's type
+/// (see [`sdk_trap_kinds`](super::sdk_trap_kinds)), exceptions such as
+/// `unresolved_neigh` and control traps such as `uc_loopback` included.
+pub static SDK_SHARED_NAMES: &[&str] = &[
+    "vlan_tag_mismatch",
+    "ingress_vlan_filter",
+    "ingress_spanning_tree_filter",
+    "port_list_is_empty",
+    "port_loopback_filter",
+    "source_mac_is_multicast",
+    "non_routable_packet",
+    "blackhole_route",
+    "ipv6_mc_dip_reserved_scope",
+    "ipv6_mc_dip_interface_local_scope",
+    "non_ip",
+    "uc_dip_over_mc_dmac",
+    "dip_is_loopback_address",
+    "sip_is_mc",
+    "sip_is_loopback_address",
+    "ip_header_corrupted",
+    "ipv4_sip_is_limited_bc",
+    "irif_disabled",
+    "erif_disabled",
+    "uc_loopback",
+    "unresolved_neigh",
+    "ipv4_lpm_miss",
+    "ipv6_lpm_miss",
+    "mtu_value_is_too_small",
+    "ttl_value_is_too_small",
+    "overlay_smac_is_mc",
+    "decap_error",
+    "ingress_flow_action_drop",
+    "egress_flow_action_drop",
+    "tail_drop",
+    "early_drop",
+];
+
 /// The traps NVIDIA's Spectrum Switch SDK reports (SONiC, Cumulus-class
 /// hosts) whose names are not generic devlink traps, in the order of
 /// `tests/data/sdk-traps.tsv`. Names the SDK shares with devlink (e.g.
