@@ -84,6 +84,18 @@ pub struct Named<'a, T> {
     name: Option<&'a str>,
 }
 
+impl<T: Copy> Named<'_, T> {
+    /// The number.
+    pub fn value(&self) -> T {
+        self.value
+    }
+
+    /// Its name, when the system's files give one.
+    pub fn name(&self) -> Option<&str> {
+        self.name
+    }
+}
+
 impl<T: fmt::Display> fmt::Display for Named<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.value, self.name.unwrap_or("unknown"))

@@ -95,6 +95,12 @@ impl DropReasons {
         }
     }
 
+    /// The kernel's name for a reason it names, without allocating: what
+    /// the encoders' per-reason cache compares against.
+    pub fn known(&self, reason: u32) -> Option<&str> {
+        self.names.get(&reason).map(String::as_str)
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }
