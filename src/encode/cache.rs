@@ -44,8 +44,8 @@ impl Key {
     fn slot(&self) -> usize {
         let h = match self {
             Key::Devlink { name, group, kind, device, .. } => {
-                let h = mix(*kind as u64, name.as_str().as_bytes());
-                mix(mix(h, group.as_str().as_bytes()), device.as_str().as_bytes())
+                let h = mix(*kind as u64, name.as_bytes());
+                mix(mix(h, group.as_bytes()), device.as_bytes())
             }
             Key::Skb { reason } => mix(u64::from(reason.is_some()), &reason.unwrap_or(0).to_le_bytes()),
         };

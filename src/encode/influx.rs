@@ -7,12 +7,12 @@
 //! (no `core::fmt`). The bytes are those of the previous encoder, which
 //! formatted every value through `Display` and escaped it byte by byte.
 
-use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 
 use super::cache::{Escaped, TrapCache};
 use super::write::{self, influx as escape, Position};
 use super::{Context, Summary};
+use crate::inthash::IntSet;
 use crate::netdb::{Named, PortProtocol};
 use crate::record::{Network, Origin, Record, Transport};
 
@@ -86,7 +86,7 @@ impl Fragments {
 }
 
 /// `,key=` then an integer field.
-fn int(out: &mut Vec<u8>, key: &[u8], v: impl itoa::Integer) {
+fn int(out: &mut Vec<u8>, key: &[u8], v: impl Into<u64>) {
     out.extend_from_slice(key);
     write::int(out, v);
     out.push(b'i');
@@ -94,7 +94,7 @@ fn int(out: &mut Vec<u8>, key: &[u8], v: impl itoa::Integer) {
 
 /// Line protocol integers are signed 64-bit: larger values are clamped.
 fn uint(out: &mut Vec<u8>, key: &[u8], v: u64) {
-    int(out, key, i64::try_from(v).unwrap_or(i64::MAX));
+    int(out, key, v.min(i64::MAX as u64));
 }
 
 fn boolean(out: &mut Vec<u8>, key: &[u8], v: bool) {
@@ -112,7 +112,7 @@ fn string(out: &mut Vec<u8>, key: &[u8], value: impl FnOnce(&mut Vec<u8>)) {
 }
 
 /// "53 (domain)" as a string field, the name escaped.
-fn named(out: &mut Vec<u8>, key: &[u8], n: Named<'_, impl itoa::Integer + Copy>) {
+fn named(out: &mut Vec<u8>, key: &[u8], n: Named<'_, impl Into<u64> + Copy>) {
     string(out, key, |out| {
         write::int(out, n.value());
         out.extend_from_slice(b" (");
@@ -160,7 +160,9 @@ impl InfluxEncoder {
         if let Some(e) = &rec.egress {
             tag(out, "egressPort", e.name.as_str());
         }
-        tag(out, "ingressPort", super::ingress_port(rec));
+        // Never empty (N/A): the tag is always there.
+        out.extend_from_slice(b",ingressPort=");
+        escape(out, super::ingress_port(rec), Position::Key);
         out.extend_from_slice(&f.message);
         if let Some(eth) = p.ethernet {
             out.extend_from_slice(b",packet_ethernet_dstMac=");
@@ -321,7 +323,8 @@ impl InfluxEncoder {
 /// records out of time order (flows drained in hash order) keep their times.
 #[derive(Default)]
 struct RecentStamps {
-    used: HashSet<u64, BuildHasherDefault<StampHasher>>,
+    /// A fast hash: SipHash cost three lookups' worth per line.
+    used: IntSet<u64>,
     order: VecDeque<u64>,
 }
 
@@ -340,31 +343,6 @@ impl RecentStamps {
         self.used.insert(ns);
         self.order.push_back(ns);
         ns
-    }
-}
-
-/// The set's hash: SipHash cost three lookups' worth per line. Timestamps are
-/// the kernel's clock, not chosen by a sender, so a fast mix (splitmix64's
-/// finaliser, which spreads coarse clocks' zero low bits) is enough.
-#[derive(Default)]
-struct StampHasher(u64);
-
-impl Hasher for StampHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        let mut z = v;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        self.0 = z ^ (z >> 31);
     }
 }
 

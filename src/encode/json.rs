@@ -82,12 +82,12 @@ impl Fragments {
 }
 
 /// `,"key":` then an integer.
-fn int(out: &mut Vec<u8>, key: &[u8], v: impl itoa::Integer) {
+fn int(out: &mut Vec<u8>, key: &[u8], v: impl Into<u64>) {
     out.extend_from_slice(key);
     write::int(out, v);
 }
 
-fn opt_int<T: itoa::Integer>(out: &mut Vec<u8>, key: &[u8], v: Option<T>) {
+fn opt_int<T: Into<u64>>(out: &mut Vec<u8>, key: &[u8], v: Option<T>) {
     if let Some(v) = v {
         int(out, key, v);
     }
@@ -99,7 +99,7 @@ fn boolean(out: &mut Vec<u8>, key: &[u8], v: bool) {
 }
 
 /// "53 (domain)", "40000 (unknown)", quoted, as `Named` displays it.
-fn named(out: &mut Vec<u8>, key: &[u8], n: Named<'_, impl itoa::Integer + Copy>) {
+fn named(out: &mut Vec<u8>, key: &[u8], n: Named<'_, impl Into<u64> + Copy>) {
     out.extend_from_slice(key);
     out.push(b'"');
     write::int(out, n.value());
