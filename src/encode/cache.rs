@@ -115,11 +115,13 @@ struct Entry<F> {
 /// Fragments of type `F` (one encoder's), per trap or drop reason.
 pub(super) struct TrapCache<F> {
     slots: Vec<Option<Box<Entry<F>>>>,
+    /// The slot used last: runs of one trap skip hashing the key.
+    last: usize,
 }
 
 impl<F> Default for TrapCache<F> {
     fn default() -> Self {
-        TrapCache { slots: (0..SLOTS).map(|_| None).collect() }
+        TrapCache { slots: (0..SLOTS).map(|_| None).collect(), last: 0 }
     }
 }
 
@@ -134,7 +136,10 @@ impl<F> TrapCache<F> {
         build: impl FnOnce(&Summary<'_>, &Record) -> F,
     ) -> &F {
         let key = Key::of(&rec.origin);
-        let slot = &mut self.slots[key.slot()];
+        if !matches!(&self.slots[self.last], Some(e) if e.key == key) {
+            self.last = key.slot();
+        }
+        let slot = &mut self.slots[self.last];
         let valid = matches!(slot, Some(e) if e.key == key && e.basis.holds(ctx, &rec.origin));
         if !valid {
             *slot = None;

@@ -74,15 +74,21 @@ pub(super) fn ether_type(out: &mut Vec<u8>, v: u16) {
     hex_u16(out, v);
 }
 
+/// Dotted quad. Each octet and its dot go out as one 4-byte store (the
+/// digits moved to the front, as in `int`), then the length is cut to fit.
 pub(super) fn ipv4(out: &mut Vec<u8>, a: Ipv4Addr) {
-    let [a, b, c, d] = a.octets();
-    int(out, a);
-    out.push(b'.');
-    int(out, b);
-    out.push(b'.');
-    int(out, c);
-    out.push(b'.');
-    int(out, d);
+    let start = out.len();
+    let mut len = start;
+    for o in a.octets() {
+        let digits = [o / 100, o / 10 % 10, o % 10].map(|d| b'0' + d);
+        let n = 1 + usize::from(o >= 10) + usize::from(o >= 100);
+        let word = u32::from_be_bytes([digits[0], digits[1], digits[2], b'.']) << (8 * (3 - n));
+        out.truncate(len);
+        out.extend_from_slice(&word.to_be_bytes());
+        len += n + 1;
+    }
+    // Without the last octet's dot.
+    out.truncate(len - 1);
 }
 
 /// As std's Display (RFC 5952): IPv4-mapped addresses as "::ffff:a.b.c.d",
@@ -140,15 +146,38 @@ pub(super) fn tcp_flags(out: &mut Vec<u8>, flags: u8) {
     }
 }
 
+// Which bytes each position must change, as bits of SPECIAL.
+const JSON: u8 = 1;
+const MEASUREMENT: u8 = 2;
+const KEY: u8 = 4;
+const STRING_VALUE: u8 = 8;
+
+static SPECIAL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = JSON;
+        b += 1;
+    }
+    t[b'"' as usize] = JSON | STRING_VALUE;
+    t[b'\\' as usize] = JSON | MEASUREMENT | KEY | STRING_VALUE;
+    // Line protocol turns newlines into spaces in every position.
+    t[b'\n' as usize] |= MEASUREMENT | KEY | STRING_VALUE;
+    t[b'\r' as usize] |= MEASUREMENT | KEY | STRING_VALUE;
+    t[b',' as usize] = MEASUREMENT | KEY;
+    t[b' ' as usize] = MEASUREMENT | KEY;
+    t[b'=' as usize] = KEY;
+    t
+};
+
 /// `text` as a JSON string body (no quotes), escaped exactly as serde_json
 /// escapes: `"` `\` and the short forms \b \t \n \f \r, other control
 /// characters as \u00XX with lower-case hex; everything else as is.
 pub(super) fn json_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
-    // Branch-free so the compiler can check many bytes at once: most text
-    // (interface, trap and port names) needs no escaping at all.
-    let plain = bytes.iter().fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
-    if plain {
+    // Most text (interface, trap and port names) needs no escaping at all:
+    // one table look-up a byte says so, and the text is copied whole.
+    if !bytes.iter().any(|&b| SPECIAL[usize::from(b)] & JSON != 0) {
         out.extend_from_slice(bytes);
         return;
     }
@@ -199,14 +228,13 @@ pub(super) enum Position {
 /// line protocol cannot carry, become spaces.
 pub(super) fn influx(out: &mut Vec<u8>, text: &str, pos: Position) {
     let bytes = text.as_bytes();
-    let (key, measurement) = (pos == Position::Key, pos != Position::StringValue);
-    // Branch-free check first, as in json_str: most names need nothing.
-    let plain = bytes.iter().fold(true, |ok, &b| {
-        let any = b == b'\\' || b == b'\n' || b == b'\r';
-        let unquoted = measurement & ((b == b',') | (b == b' ') | (key & (b == b'=')));
-        ok & !any & !unquoted & (measurement | (b != b'"'))
-    });
-    if plain {
+    let mask = match pos {
+        Position::Measurement => MEASUREMENT,
+        Position::Key => KEY,
+        Position::StringValue => STRING_VALUE,
+    };
+    // As in json_str: most names need nothing and are copied whole.
+    if !bytes.iter().any(|&b| SPECIAL[usize::from(b)] & mask != 0) {
         out.extend_from_slice(bytes);
         return;
     }
