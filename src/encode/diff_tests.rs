@@ -106,7 +106,7 @@ impl Gen {
         let p = &mut rec.packet;
         p.len = self.u() as u32;
         p.ether_type = self.u() as u16;
-        p.ethernet = self.flag().then(|| Ethernet { src: Mac([1, 2, 3, 4, 5, 6]), dst: Mac([0xff; 6]) });
+        p.ethernet = self.flag().then_some(Ethernet { src: Mac([1, 2, 3, 4, 5, 6]), dst: Mac([0xff; 6]) });
         if let Some(eth) = &mut p.ethernet {
             eth.src = self.mac();
         }
