@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod encode;
 pub mod error;
+mod inthash;
 pub mod netdb;
 pub mod record;
 pub mod sender;

@@ -60,6 +60,11 @@ impl<const N: usize> FixedStr<N> {
         std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
     }
 
+    /// The bytes, without `as_str`'s UTF-8 check (for hashing).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -17,6 +17,9 @@ pub use filters::{check_filters, unmatchable_filters};
 pub use flows::FlowTables;
 pub use poll::{poll, Aggregation, FlowSink};
 pub use reasons::DropReasons;
+// The encoders' tests build drop-reason tables with hostile names.
+#[cfg(test)]
+pub(crate) use reasons::NamedEnum;
 pub use test_entry::{dissect_frames, time_handler};
 
 use std::mem::MaybeUninit;

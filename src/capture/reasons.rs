@@ -13,7 +13,8 @@ use libbpf_rs::AsRawLibbpf;
 /// skb drop reason names, read from the running kernel's BTF.
 #[derive(Debug, Default, Clone)]
 pub struct DropReasons {
-    names: HashMap<u32, String>,
+    // Looked up per kernel drop by the encoders: a fast hash.
+    names: crate::inthash::IntMap<u32, String>,
 }
 
 const SUBSYS_SHIFT: u32 = 16;
@@ -51,7 +52,7 @@ impl DropReasons {
     /// enum whose values happen to sit in a subsystem's range is not adopted,
     /// and an enum that mixes ranges (mac80211's) is read member by member.
     pub(crate) fn from_enums(enums: &[NamedEnum]) -> DropReasons {
-        let mut names = HashMap::new();
+        let mut names = crate::inthash::IntMap::default();
         let mut subsystems = HashMap::new();
         for e in enums {
             if e.name == CORE_ENUM {
@@ -93,6 +94,12 @@ impl DropReasons {
                 None => format!("UNKNOWN_{r}").into(),
             },
         }
+    }
+
+    /// The kernel's name for a reason it names, without allocating: what
+    /// the encoders' per-reason cache compares against.
+    pub fn known(&self, reason: u32) -> Option<&str> {
+        self.names.get(&reason).map(String::as_str)
     }
 
     pub fn len(&self) -> usize {

@@ -1,12 +1,19 @@
 //! InfluxDB line protocol in the original's schema: measurement
 //! `DroppedPackets`, the same tag/field split and names, keys in byte order
 //! (what InfluxDB sorts to anyway), and the trap time as the line timestamp.
+//!
+//! Keys are literals with their `,` and `=`; the tags fixed by the trap or
+//! drop reason come pre-escaped from a cache; values go through `write`
+//! (no `core::fmt`). The bytes are those of the previous encoder, which
+//! formatted every value through `Display` and escaped it byte by byte.
 
-use std::fmt::{Display, Write as _};
+use std::collections::VecDeque;
 
-use super::json::EtherTypeName;
-use super::{ByteWriter, Context, DevlinkHandle, Hex, Seconds, Summary, TcpFlags};
-use crate::netdb::PortProtocol;
+use super::cache::{Escaped, TrapCache};
+use super::write::{self, influx as escape, Position};
+use super::{Context, Summary};
+use crate::inthash::IntSet;
+use crate::netdb::{Named, PortProtocol};
 use crate::record::{Network, Origin, Record, Transport};
 
 pub const MEASUREMENT: &str = "DroppedPackets";
@@ -14,101 +21,109 @@ pub const MEASUREMENT: &str = "DroppedPackets";
 #[derive(Default)]
 pub struct InfluxEncoder {
     stamps: RecentStamps,
-    /// Reused for formatting values that need escaping: no allocation per line.
-    scratch: String,
+    cache: TrapCache<Fragments>,
+    /// `,deviceIP=…`, or nothing for an empty device IP.
+    device_ip: Escaped,
 }
 
-/// Where a piece of text goes decides what must be escaped in it.
-#[derive(Clone, Copy)]
-enum Position {
-    /// Measurement: comma and space.
-    Measurement,
-    /// Tag key, tag value, field key: comma, equals sign and space.
-    Key,
-    /// String field value (inside double quotes): double quote.
-    StringValue,
+/// The tags fixed by a record's trap or drop reason, each with its leading
+/// comma, in the places the sorted tag list puts them.
+struct Fragments {
+    /// description.
+    head: Vec<u8>,
+    /// devlinkDevice, dropReason, dropType.
+    mid: Vec<u8>,
+    /// message.
+    message: Vec<u8>,
+    /// severity, skbDropReason, source.
+    tail: Vec<u8>,
+    /// trapGroup, trapName, trapType.
+    trap: Vec<u8>,
 }
 
-/// Append `text` escaped for `pos`. Backslashes are doubled everywhere, so a
-/// value ending in `\` cannot swallow the delimiter after it; newlines, which
-/// line protocol cannot carry, become spaces.
-fn escape(out: &mut Vec<u8>, text: &str, pos: Position) {
-    for &b in text.as_bytes() {
-        let b = if b == b'\n' || b == b'\r' { b' ' } else { b };
-        let special = matches!(
-            (pos, b),
-            (_, b'\\')
-                | (Position::Measurement, b',' | b' ')
-                | (Position::Key, b',' | b'=' | b' ')
-                | (Position::StringValue, b'"')
-        );
-        if special {
-            out.push(b'\\');
+/// `,key=value` with the value escaped as a tag value. InfluxDB rejects
+/// empty tag values: an absent value is an absent tag.
+fn tag(out: &mut Vec<u8>, key: &str, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    out.push(b',');
+    escape(out, key, Position::Key);
+    out.push(b'=');
+    escape(out, value, Position::Key);
+}
+
+impl Fragments {
+    fn build(s: &Summary<'_>, rec: &Record) -> Fragments {
+        let trap = match &rec.origin {
+            Origin::Devlink(t) => Some(t),
+            Origin::Skb(_) => None,
+        };
+        let mut head = Vec::new();
+        tag(&mut head, "description", s.description);
+        let mut mid = Vec::new();
+        if let Some(t) = trap.filter(|_| s.devlink_device) {
+            tag(&mut mid, "devlinkDevice", &format!("{}/{}", t.bus_name.as_str(), t.device_name.as_str()));
         }
-        out.push(b);
-    }
-}
-
-/// Writes one line: tags first (in the order they are added, which the
-/// caller keeps sorted), then fields.
-struct Line<'o> {
-    out: &'o mut Vec<u8>,
-    fields: usize,
-    scratch: &'o mut String,
-}
-
-impl<'o> Line<'o> {
-    fn start(out: &'o mut Vec<u8>, scratch: &'o mut String) -> Self {
-        escape(out, MEASUREMENT, Position::Measurement);
-        Line { out, fields: 0, scratch }
-    }
-
-    fn tag(&mut self, key: &str, value: impl Display) {
-        self.scratch.clear();
-        let _ = write!(self.scratch, "{value}");
-        // InfluxDB rejects empty tag values: an absent value is an absent tag.
-        if self.scratch.is_empty() {
-            return;
+        tag(&mut mid, "dropReason", &s.drop_reason);
+        tag(&mut mid, "dropType", s.drop_type);
+        let mut message = Vec::new();
+        tag(&mut message, "message", s.message);
+        let mut tail = Vec::new();
+        tag(&mut tail, "severity", s.severity);
+        if trap.is_none() {
+            tag(&mut tail, "skbDropReason", &s.drop_reason);
         }
-        self.out.push(b',');
-        escape(self.out, key, Position::Key);
-        self.out.push(b'=');
-        escape(self.out, self.scratch, Position::Key);
+        tag(&mut tail, "source", s.source);
+        let mut trap_tags = Vec::new();
+        if let Some(t) = trap {
+            tag(&mut trap_tags, "trapGroup", t.trap_group.as_str());
+            tag(&mut trap_tags, "trapName", t.trap_name.as_str());
+            tag(&mut trap_tags, "trapType", s.trap_type);
+        }
+        Fragments { head, mid, message, tail, trap: trap_tags }
     }
+}
 
-    fn key(&mut self, key: &str) {
-        self.out.push(if self.fields == 0 { b' ' } else { b',' });
-        self.fields += 1;
-        escape(self.out, key, Position::Key);
-        self.out.push(b'=');
-    }
+/// `,key=` then an integer field.
+fn int(out: &mut Vec<u8>, key: &[u8], v: impl Into<u64>) {
+    out.extend_from_slice(key);
+    write::int(out, v);
+    out.push(b'i');
+}
 
-    fn int(&mut self, key: &str, value: impl Into<i64>) {
-        self.key(key);
-        let _ = write!(ByteWriter(self.out), "{}i", value.into());
-    }
+/// Line protocol integers are signed 64-bit: larger values are clamped.
+fn uint(out: &mut Vec<u8>, key: &[u8], v: u64) {
+    int(out, key, v.min(i64::MAX as u64));
+}
 
-    fn boolean(&mut self, key: &str, value: bool) {
-        self.key(key);
-        self.out.extend_from_slice(if value { b"true" } else { b"false" });
-    }
+fn boolean(out: &mut Vec<u8>, key: &[u8], v: bool) {
+    out.extend_from_slice(key);
+    out.extend_from_slice(if v { b"true" } else { b"false" });
+}
 
-    fn string(&mut self, key: &str, value: impl Display) {
-        self.key(key);
-        self.scratch.clear();
-        let _ = write!(self.scratch, "{value}");
-        self.out.push(b'"');
-        escape(self.out, self.scratch, Position::StringValue);
-        self.out.push(b'"');
-    }
+/// A string field: `,key="` then what `value` writes (which needs no
+/// escaping: digits, hex, addresses) then `"`.
+fn string(out: &mut Vec<u8>, key: &[u8], value: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(key);
+    out.push(b'"');
+    value(out);
+    out.push(b'"');
+}
 
-    fn end(self, timestamp_ns: u64) {
-        let _ = write!(ByteWriter(self.out), " {timestamp_ns}");
-    }
+/// "53 (domain)" as a string field, the name escaped.
+fn named(out: &mut Vec<u8>, key: &[u8], n: Named<'_, impl Into<u64> + Copy>) {
+    string(out, key, |out| {
+        write::int(out, n.value());
+        out.extend_from_slice(b" (");
+        escape(out, n.name().unwrap_or("unknown"), Position::StringValue);
+        out.push(b')');
+    });
 }
 
 impl InfluxEncoder {
-    pub(super) fn encode(&mut self, ctx: &Context, rec: &Record, s: &Summary<'_>, out: &mut Vec<u8>) {
+    pub(super) fn encode(&mut self, ctx: &Context, rec: &Record, out: &mut Vec<u8>) {
+        let f = self.cache.get(ctx, rec, Fragments::build);
         let p = &rec.packet;
         let trap = match &rec.origin {
             Origin::Devlink(t) => Some(t),
@@ -118,188 +133,188 @@ impl InfluxEncoder {
             Network::Ip(ip) => Some(ip),
             _ => None,
         };
-        let arp = match &p.network {
-            Network::Arp(a) => Some(a),
-            _ => None,
-        };
         let ports = match p.transport {
             Transport::Tcp { src_port, dst_port, .. } => Some((PortProtocol::Tcp, src_port, dst_port)),
             Transport::Udp { src_port, dst_port, .. } => Some((PortProtocol::Udp, src_port, dst_port)),
             _ => None,
         };
-
         let wjh = trap.and_then(|t| t.wjh);
         let lag = wjh.and_then(|w| w.egress_lag);
         let acl = trap.and_then(|t| t.acl);
 
-        let mut line = Line::start(out, &mut self.scratch);
         // Tags, in byte order of their keys. Tags are what a dashboard groups
         // by and each value is a series: the vendor SDK's ports, LAG, traffic
         // class and ACL direction have few values and are tags; occupancy,
         // latency and the ACL rule value are measurements or ids that vary
         // per packet or rule, so fields.
+        out.extend_from_slice(MEASUREMENT.as_bytes());
         if let Some(a) = acl {
-            line.tag("aclDirection", a.direction.as_str());
+            tag(out, "aclDirection", a.direction.as_str());
         }
-        line.tag("description", s.description);
-        line.tag("deviceIP", &ctx.device_ip);
-        if let Some(t) = trap.filter(|_| s.devlink_device) {
-            line.tag("devlinkDevice", DevlinkHandle(t.bus_name.as_str(), t.device_name.as_str()));
-        }
-        line.tag("dropReason", &s.drop_reason);
-        line.tag("dropType", s.drop_type);
+        out.extend_from_slice(&f.head);
+        out.extend_from_slice(self.device_ip.get(&ctx.device_ip, |o, ip| tag(o, "deviceIP", ip)));
+        out.extend_from_slice(&f.mid);
         if let Some(l) = &lag {
-            line.tag("egressLag", l.name.as_str());
+            tag(out, "egressLag", l.name.as_str());
         }
-        if let Some(port) = s.egress_port {
-            line.tag("egressPort", port);
+        if let Some(e) = &rec.egress {
+            tag(out, "egressPort", e.name.as_str());
         }
-        line.tag("ingressPort", s.ingress_port);
-        line.tag("message", s.message);
+        // Never empty (N/A): the tag is always there.
+        out.extend_from_slice(b",ingressPort=");
+        escape(out, super::ingress_port(rec), Position::Key);
+        out.extend_from_slice(&f.message);
         if let Some(eth) = p.ethernet {
-            line.tag("packet_ethernet_dstMac", eth.dst);
-            line.tag("packet_ethernet_srcMac", eth.src);
+            out.extend_from_slice(b",packet_ethernet_dstMac=");
+            write::mac(out, eth.dst);
+            out.extend_from_slice(b",packet_ethernet_srcMac=");
+            write::mac(out, eth.src);
         }
         if let Some(ip) = ip {
-            line.tag("packet_ip_srcIp", ip.src);
+            out.extend_from_slice(b",packet_ip_srcIp=");
+            write::ip(out, ip.src);
         }
-        let lower_type = LowerCase(s.packet_type);
-        line.tag("packet_packetType", lower_type);
+        out.extend_from_slice(match super::packet_type(rec) {
+            "TRANSPORT" => b",packet_packetType=transport",
+            "IP" => b",packet_packetType=ip",
+            "ARP" => b",packet_packetType=arp",
+            "ETHERNET" => b",packet_packetType=ethernet",
+            _ => b",packet_packetType=none",
+        });
         if let Some((_, _, dst_port)) = ports {
-            line.tag("packet_transport_dstPort", dst_port);
+            out.extend_from_slice(b",packet_transport_dstPort=");
+            write::int(out, dst_port);
         }
-        line.tag("severity", s.severity);
-        if trap.is_none() {
-            line.tag("skbDropReason", &s.drop_reason);
-        }
-        line.tag("source", s.source);
+        out.extend_from_slice(&f.tail);
         if let Some(tc) = wjh.and_then(|w| w.traffic_class) {
-            line.tag("trafficClass", tc);
+            out.extend_from_slice(b",trafficClass=");
+            write::int(out, tc);
         }
-        if let Some(t) = trap {
-            line.tag("trapGroup", t.trap_group.as_str());
-            line.tag("trapName", t.trap_name.as_str());
-            line.tag("trapType", s.trap_type);
-        }
+        out.extend_from_slice(&f.trap);
 
-        // Fields, in byte order of their keys.
+        // Fields, in byte order of their keys. Each is written with a
+        // leading comma; the first one's becomes the space that ends the tags.
+        let fields = out.len();
         if let Some(a) = acl {
-            line.int("aclRuleValue", a.value);
+            int(out, b",aclRuleValue=", a.value);
         }
-        if let Some(f) = rec.flow {
-            if f.overflow {
-                line.boolean("aggregationOverflow", true);
+        if let Some(flow) = rec.flow {
+            if flow.overflow {
+                boolean(out, b",aggregationOverflow=", true);
             }
-            line.int("bytes", saturating_i64(f.bytes));
-            line.int("count", saturating_i64(f.packets));
+            uint(out, b",bytes=", flow.bytes);
+            uint(out, b",count=", flow.packets);
         }
         if let Some(e) = rec.egress {
-            line.int("egressIfIndex", e.ifindex);
+            int(out, b",egressIfIndex=", e.ifindex);
         }
         if let Some(l) = lag {
-            line.int("egressLagIfIndex", l.ifindex);
+            int(out, b",egressLagIfIndex=", l.ifindex);
         }
-        if let Some(f) = rec.flow {
-            line.string("firstSeen", Seconds(f.first_ns));
+        if let Some(flow) = rec.flow {
+            string(out, b",firstSeen=", |o| write::seconds(o, flow.first_ns));
         }
         if let Some(c) = trap.and_then(|t| t.cookie.as_ref()) {
-            line.string("flowActionCookie", Hex(c.captured()));
-            line.int("flowActionCookieLength", c.len);
+            string(out, b",flowActionCookie=", |o| write::hex_bytes(o, c.captured()));
+            int(out, b",flowActionCookieLength=", c.len);
         }
-        line.int("ingressIfIndex", rec.ingress.ifindex);
-        if let Some(f) = rec.flow {
-            line.string("lastSeen", Seconds(f.last_ns));
+        int(out, b",ingressIfIndex=", rec.ingress.ifindex);
+        if let Some(flow) = rec.flow {
+            string(out, b",lastSeen=", |o| write::seconds(o, flow.last_ns));
         }
         if let Some(l) = wjh.and_then(|w| w.latency) {
             if let Some(ns) = l.ns() {
-                line.int("latencyNs", saturating_i64(ns));
+                uint(out, b",latencyNs=", ns);
             }
-            line.int("latencyRaw", saturating_i64(l.raw));
+            uint(out, b",latencyRaw=", l.raw);
         }
         if rec.ingress.netns_ino != 0 {
-            line.int("netnsIno", rec.ingress.netns_ino);
+            int(out, b",netnsIno=", rec.ingress.netns_ino);
         }
-        if let Some(a) = arp {
-            line.int("packet_arp_operation", a.operation);
-            line.string("packet_arp_senderIp", a.sender_ip);
-            line.string("packet_arp_senderMac", a.sender_mac);
-            line.string("packet_arp_targetIp", a.target_ip);
-            line.string("packet_arp_targetMac", a.target_mac);
+        if let Network::Arp(a) = &p.network {
+            int(out, b",packet_arp_operation=", a.operation);
+            string(out, b",packet_arp_senderIp=", |o| write::ipv4(o, a.sender_ip));
+            string(out, b",packet_arp_senderMac=", |o| write::mac(o, a.sender_mac));
+            string(out, b",packet_arp_targetIp=", |o| write::ipv4(o, a.target_ip));
+            string(out, b",packet_arp_targetMac=", |o| write::mac(o, a.target_mac));
         }
         if p.ethernet.is_some() {
             let [outer, inner] = p.vlans;
             if let Some(v) = outer {
-                line.int("packet_ethernet_dei", v.dei as u8);
+                int(out, b",packet_ethernet_dei=", v.dei as u8);
             }
-            line.int("packet_ethernet_etherType", p.ether_type);
-            line.string("packet_ethernet_etherTypeName", EtherTypeName(p.ether_type));
+            int(out, b",packet_ethernet_etherType=", p.ether_type);
+            string(out, b",packet_ethernet_etherTypeName=", |o| write::ether_type(o, p.ether_type));
             if let Some(v) = inner {
-                line.int("packet_ethernet_innerDei", v.dei as u8);
-                line.int("packet_ethernet_innerPcp", v.pcp);
-                line.int("packet_ethernet_innerVlanId", v.vid);
+                int(out, b",packet_ethernet_innerDei=", v.dei as u8);
+                int(out, b",packet_ethernet_innerPcp=", v.pcp);
+                int(out, b",packet_ethernet_innerVlanId=", v.vid);
             }
             if let Some(v) = outer {
-                line.int("packet_ethernet_pcp", v.pcp);
-                line.string("packet_ethernet_vlanTpid", EtherTypeName(v.tpid));
-                line.int("packet_ethernet_vlanId", v.vid);
+                int(out, b",packet_ethernet_pcp=", v.pcp);
+                string(out, b",packet_ethernet_vlanTpid=", |o| write::ether_type(o, v.tpid));
+                int(out, b",packet_ethernet_vlanId=", v.vid);
             }
         }
         if let Transport::Icmp { kind, code } | Transport::Icmpv6 { kind, code } = p.transport {
-            line.int("packet_icmp_code", code);
-            line.int("packet_icmp_type", kind);
+            int(out, b",packet_icmp_code=", code);
+            int(out, b",packet_icmp_type=", kind);
         }
         if let Some(ip) = ip {
             let v4 = ip.src.is_ipv4();
             if v4 {
-                line.boolean("packet_ip_dontFragment", ip.dont_fragment);
+                boolean(out, b",packet_ip_dontFragment=", ip.dont_fragment);
             }
-            line.string("packet_ip_dstIp", ip.dst);
+            string(out, b",packet_ip_dstIp=", |o| write::ip(o, ip.dst));
             if let Some(label) = ip.flow_label {
-                line.int("packet_ip_flowLabel", label);
+                int(out, b",packet_ip_flowLabel=", label);
             }
-            if let Some(f) = ip.fragment {
-                line.int("packet_ip_fragOffset", f.offset);
+            if let Some(frag) = ip.fragment {
+                int(out, b",packet_ip_fragOffset=", frag.offset);
             }
             if let Some(id) = ip.id {
-                line.int("packet_ip_id", id);
+                int(out, b",packet_ip_id=", id);
             }
-            line.int("packet_ip_length", ip.length);
-            if let Some(f) = ip.fragment {
-                line.boolean("packet_ip_moreFragments", f.more);
+            int(out, b",packet_ip_length=", ip.length);
+            if let Some(frag) = ip.fragment {
+                boolean(out, b",packet_ip_moreFragments=", frag.more);
             }
-            line.int("packet_ip_protocol", ip.protocol);
-            line.string("packet_ip_protocolName", ctx.netdb.protocol(ip.protocol));
-            line.int("packet_ip_tos", ip.tos);
-            line.int("packet_ip_ttl", ip.ttl);
-            line.int("packet_ip_version", if v4 { 4 } else { 6 });
+            int(out, b",packet_ip_protocol=", ip.protocol);
+            named(out, b",packet_ip_protocolName=", ctx.netdb.protocol(ip.protocol));
+            int(out, b",packet_ip_tos=", ip.tos);
+            int(out, b",packet_ip_ttl=", ip.ttl);
+            int(out, b",packet_ip_version=", if v4 { 4u8 } else { 6 });
         }
-        line.int("packet_length", p.len);
+        int(out, b",packet_length=", p.len);
         if let Some((proto, src_port, dst_port)) = ports {
-            line.string("packet_transport_dstPortName", ctx.netdb.service(proto, dst_port));
-            line.int("packet_transport_srcPort", src_port);
-            line.string("packet_transport_srcPortName", ctx.netdb.service(proto, src_port));
+            named(out, b",packet_transport_dstPortName=", ctx.netdb.service(proto, dst_port));
+            int(out, b",packet_transport_srcPort=", src_port);
+            named(out, b",packet_transport_srcPortName=", ctx.netdb.service(proto, src_port));
             match p.transport {
-                Transport::Tcp { flags, .. } => line.string("packet_transport_tcpFlags", TcpFlags(flags)),
-                Transport::Udp { length, .. } => line.int("packet_transport_udpLength", length),
+                Transport::Tcp { flags, .. } => {
+                    string(out, b",packet_transport_tcpFlags=", |o| write::tcp_flags(o, flags))
+                }
+                Transport::Udp { length, .. } => int(out, b",packet_transport_udpLength=", length),
                 _ => {}
             }
         }
         if let Some(o) = wjh.and_then(|w| w.occupancy) {
             if let Some(bytes) = o.bytes() {
-                line.int("tcOccupancyBytes", saturating_i64(bytes));
+                uint(out, b",tcOccupancyBytes=", bytes);
             }
-            line.int("tcOccupancyRaw", saturating_i64(o.raw));
+            uint(out, b",tcOccupancyRaw=", o.raw);
         }
-        line.string("timestamp", Seconds(rec.time_ns));
+        string(out, b",timestamp=", |o| write::seconds(o, rec.time_ns));
+        // Never out of range: ingressIfIndex and timestamp are always written.
+        if let Some(first) = out.get_mut(fields) {
+            *first = b' ';
+        }
 
         // Line protocol timestamps are signed 64-bit.
-        line.end(self.stamps.unique(rec.time_ns.min(i64::MAX as u64 - RECENT_STAMPS as u64)));
+        out.push(b' ');
+        let stamp = self.stamps.unique(rec.time_ns.min(i64::MAX as u64 - RECENT_STAMPS as u64));
+        write::int(out, stamp);
     }
-}
-
-/// Line protocol integers are signed 64-bit: larger values are clamped.
-fn saturating_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// Two points with the same series and timestamp overwrite each other in
@@ -308,8 +323,9 @@ fn saturating_i64(v: u64) -> i64 {
 /// records out of time order (flows drained in hash order) keep their times.
 #[derive(Default)]
 struct RecentStamps {
-    used: std::collections::HashSet<u64>,
-    order: std::collections::VecDeque<u64>,
+    /// A fast hash: SipHash cost three lookups' worth per line.
+    used: IntSet<u64>,
+    order: VecDeque<u64>,
 }
 
 const RECENT_STAMPS: usize = 4096;
@@ -327,14 +343,6 @@ impl RecentStamps {
         self.used.insert(ns);
         self.order.push_back(ns);
         ns
-    }
-}
-
-struct LowerCase<'a>(&'a str);
-
-impl Display for LowerCase<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.chars().try_for_each(|c| f.write_char(c.to_ascii_lowercase()))
     }
 }
 
