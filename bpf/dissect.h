@@ -276,15 +276,21 @@ static __always_inline void dissect_arp(const __u8 *b, __u32 off, __u32 cap, str
  * driver reporting to devlink before the stack parsed the frame): it says
  * nothing, and the MAC header is trusted as the device type allows. Without a
  * device (a socket's queue) the geometry alone decides.
+ *
+ * A devlink trap (`link_frame`) is a frame as the switch received it: the
+ * driver sets the MAC header (eth_type_trans) and reports before the stack
+ * ever sets a network header, which then holds whatever the allocation left,
+ * at or just past the MAC header when the buffer has no headroom (the vendor
+ * SDK's copies). There the device type alone decides.
  */
-static __always_inline bool has_ethernet(struct sk_buff *skb, __u16 mac, __u16 net)
+static __always_inline bool has_ethernet(struct sk_buff *skb, __u16 mac, __u16 net, bool link_frame)
 {
 	struct net_device *dev;
 	__u16 type;
 
 	if (mac == 0xffff)
 		return false;
-	if (net != 0xffff && net >= mac && net - mac < ETH_HLEN)
+	if (!link_frame && net != 0xffff && net >= mac && net - mac < ETH_HLEN)
 		return false;
 	dev = skb->dev;
 	if (!dev)
@@ -293,8 +299,8 @@ static __always_inline bool has_ethernet(struct sk_buff *skb, __u16 mac, __u16 n
 	return type == ARPHRD_ETHER || type == ARPHRD_LOOPBACK;
 }
 
-/* Fill p (zeroed by the caller) from skb. */
-static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p)
+/* Fill p (zeroed by the caller) from skb; link_frame: see has_ethernet. */
+static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p, bool link_frame)
 {
 	__u32 zero = 0, start, tail, cap, off = 0, ntags = 0, i, data_off;
 	__u16 mac = skb->mac_header, net = skb->network_header, proto, tpid, tci;
@@ -302,7 +308,7 @@ static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p)
 	struct ts_scratch *s;
 	const __u8 *b;
 
-	if (has_ethernet(skb, mac, net)) {
+	if (has_ethernet(skb, mac, net, link_frame)) {
 		start = mac;
 		/* A tag in metadata belongs to an Ethernet header; without one it is not reported. */
 		if (skb_accel_vlan(skb, &tpid, &tci)) {

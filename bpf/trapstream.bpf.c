@@ -650,7 +650,7 @@ static __always_inline void handle_report(struct report *r)
 		return;
 	pkt = &scratch->exemplar.pkt;
 	__builtin_memset(pkt, 0, sizeof(*pkt));
-	dissect(r->skb, pkt);
+	dissect(r->skb, pkt, r->source == TS_SOURCE_DEVLINK);
 	if (aggregate)
 		count_flow(r, scratch);
 	else

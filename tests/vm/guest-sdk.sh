@@ -16,10 +16,14 @@ EMU=/sys/kernel/debug/sdk_emu/report
 
 uname -r > "$R/kernel"
 [ -w "$EMU" ] || { echo "no $EMU: the kernel lacks sdk_emu" >&2; exit 1; }
-# Whether this kernel's trap metadata carries SONiC's fields, by its BTF.
-if bpftool btf dump file /sys/kernel/btf/vmlinux | grep -q "out_tc_valid"; then echo 1; else echo 0; fi > "$R/wjh"
+# Whether this kernel's trap metadata carries SONiC's fields, by its BTF
+# (output_lag_dev is SONiC's alone: psample_metadata has an out_tc_valid too).
+if bpftool btf dump file /sys/kernel/btf/vmlinux | grep -q "'output_lag_dev'"; then echo 1; else echo 0; fi > "$R/wjh"
 
-# Switch ports and a LAG: veth pairs, the far ends unused.
+# Switch ports and a LAG: veth pairs, the far ends unused. No IPv6 on them:
+# its router and neighbour solicitations would be kernel drops on swp1 in
+# the scenarios that count them.
+echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6
 for p in swp1 swp2 swp3 PortChannel1; do
 	ip link add "$p" type veth peer name "${p}_p"
 	ip link set "$p" up
@@ -77,7 +81,8 @@ for entry in $TRAPSTREAM_GUEST_SDK_TRAPS; do
 	report "trap=$1 group=$2 in=swp1 pkt=$FRAME $cookie"
 	IFS=';'
 done
-IFS=' '
+# The default again (space, tab, newline): $(seq ...) below splits on newlines.
+unset IFS
 finish
 
 # 2. --trap-types by the taxonomy's type, not the SDK's constant 0: only the drop passes
