@@ -19,12 +19,17 @@
 //! pipeline sends (recorded first) with sendmmsg, 64 a call, the best plain
 //! send loop; `pipeline/SINK/FORMAT/MAX` is decode + encode + pack +
 //! `UdpSink` (batch 20, flushed as the sender does). Both count records,
-//! so their ratio is the pipeline's share of the sink's limit. `gso/...`
-//! compare 1400-byte datagrams sent with sendmmsg and with UDP_SEGMENT.
+//! so their ratio is the pipeline's share of the sink's limit. `nosend/...`
+//! is decode + encode + pack alone. `gso/...` compare 1400-byte datagrams
+//! sent with sendmmsg and with UDP_SEGMENT; on `xdp`, `raw-gso` and
+//! `pipeline-gso` send each batch padded to equal datagrams by UDP_SEGMENT
+//! (what GSO would give the pipeline; see gso.rs).
 //! Rates as in benches/userspace.rs: alternating rounds, best of N, per
 //! wall second and per CPU second of the (pinned) bench thread.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod gso;
 
 use std::fs::File;
 use std::io;
@@ -231,30 +236,6 @@ fn raw_loop<'a>(socket: Socket, datagrams: Vec<(Vec<u8>, usize)>, per_record: bo
     })
 }
 
-/// `segments` datagrams of `size` bytes per call with UDP_SEGMENT: one send,
-/// which the stack cuts into datagrams (on a device without GSO, in
-/// software before the device). Datagrams per call.
-fn gso_loop<'a>(socket: Socket, size: usize, segments: usize) -> Step<'a> {
-    let gso = size as libc::c_int;
-    // SAFETY: setsockopt with a pointer to a live c_int and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_UDP,
-            libc::UDP_SEGMENT,
-            (&gso as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "UDP_SEGMENT: {}", io::Error::last_os_error());
-    let buf = vec![b'x'; size * segments];
-    Box::new(move || {
-        let n = socket.send(&buf).expect("GSO send");
-        assert_eq!(n, buf.len());
-        segments as u64
-    })
-}
-
 fn main() {
     let o = opts();
     if let Some(cpu) = o.cpu {
@@ -285,6 +266,13 @@ fn main() {
 
     let mut cases: Vec<Case<'_>> = Vec::new();
     let kind = Kind::Devlink;
+    for format in [Format::Json, Format::Influx] {
+        for max in [1400usize, 8192] {
+            // User space alone (decode, encode, pack), in the same run.
+            let step = pipeline(&ctx, kind, format, max, no_socket, None);
+            cases.push(add(format!("nosend/{}/{max}", fmt_name(format)), step, None));
+        }
+    }
     for (sink, dst) in [("xdp", xdp_dst), ("tc", tc_dst)] {
         for format in [Format::Json, Format::Influx] {
             for max in [1400usize, 8192] {
@@ -298,6 +286,14 @@ fn main() {
                     bytes as f64 / recorded.len() as f64,
                     records as f64 / recorded.len() as f64
                 );
+                if sink == "xdp" {
+                    // Only where GSO is segmented before the device (see xdp_drop).
+                    let socket = raw_socket(&a, dst);
+                    cases.push(add(format!("raw-gso/{name}"), gso::raw_loop(socket, &recorded, format), None));
+                    let socket = raw_socket(&a, dst);
+                    let step = gso::pipeline(&ctx, kind, format, max, no_socket, socket);
+                    cases.push(add(format!("pipeline-gso/{name}"), step, None));
+                }
                 cases.push(add(format!("raw/{name}"), raw_loop(raw_socket(&a, dst), recorded, true), None));
                 let udp = a.run(|| UdpSink::connect(dst)).expect("UdpSink in A");
                 let sent = Arc::new(AtomicU64::new(0));
@@ -310,7 +306,8 @@ fn main() {
         }
         let equal: Vec<(Vec<u8>, usize)> = (0..RAW_BATCH).map(|_| (vec![b'x'; 1400], 1)).collect();
         cases.push(add(format!("gso/{sink}/sendmmsg-1400B"), raw_loop(raw_socket(&a, dst), equal, false), None));
-        cases.push(add(format!("gso/{sink}/udp_segment-1400B"), gso_loop(raw_socket(&a, dst), 1400, 46), None));
+        let step = gso::equal_loop(raw_socket(&a, dst), 1400, 46);
+        cases.push(add(format!("gso/{sink}/udp_segment-1400B"), step, None));
     }
 
     let selected: Vec<usize> = (0..cases.len())
@@ -351,12 +348,14 @@ fn report(cases: &[Case<'_>], selected: &[usize], o: &Opts) {
         );
     }
     for &i in selected {
-        let Some(rest) = cases[i].name.strip_prefix("pipeline/") else { continue };
-        let Some(raw) = selected.iter().map(|&j| &cases[j]).find(|c| c.name == format!("raw/{rest}")) else {
+        let Some((kind, rest)) = cases[i].name.split_once('/') else { continue };
+        let Some(raw) = kind.strip_prefix("pipeline").map(|gso| format!("raw{gso}/{rest}")) else { continue };
+        let Some(raw) = selected.iter().map(|&j| &cases[j]).find(|c| c.name == raw) else {
             continue;
         };
         println!(
-            "# {rest:20} pipeline / raw: {:.2} per CPU second ({:.3} / {:.3} M records/s), {:.2} per wall second",
+            "# {:34} / raw: {:.2} per CPU second ({:.3} / {:.3} M records/s), {:.2} per wall second",
+            cases[i].name,
             cases[i].best_cpu / raw.best_cpu,
             cases[i].best_cpu / 1e6,
             raw.best_cpu / 1e6,
