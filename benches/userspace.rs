@@ -16,12 +16,12 @@
 
 mod common;
 
+use std::hint::black_box;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use std::hint::black_box;
 
 use common::*;
 use trapstream::capture::DropReasons;
@@ -250,4 +250,3 @@ fn main() {
         );
     }
 }
-

@@ -176,6 +176,7 @@ fn a_batch_cut_short_by_a_full_send_buffer_counts_every_datagram() {
     });
     let (handed, total, last, waited) =
         rx.recv_timeout(Duration::from_secs(60)).expect("a batch into a full buffer never returned");
+    eprintln!("the batch that met the full buffer: {last:?}, after {waited:?}");
     assert_eq!(total.sent + total.lost, handed, "{total:?}");
     assert_eq!(last.sent + last.lost, 4, "{last:?}");
     assert_eq!(last.errors, last.lost, "one error per lost datagram: {last:?}");

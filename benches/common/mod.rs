@@ -137,7 +137,6 @@ impl Events {
     }
 }
 
-
 pub fn pin(cpu: usize) {
     // SAFETY: cpu_set_t is plain data; sched_setaffinity(0, ..) acts on this thread.
     unsafe {
@@ -226,7 +225,6 @@ pub fn opts() -> Opts {
     }
     o
 }
-
 
 pub fn fmt_name(f: Format) -> &'static str {
     match f {

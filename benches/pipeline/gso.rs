@@ -98,6 +98,12 @@ pub fn raw_loop<'a>(socket: Socket, recorded: &[(Vec<u8>, usize)], format: Forma
         batches.push((out, size, records as u64));
         i = j;
     }
+    let sent: usize = batches.iter().map(|b| b.0.len()).sum();
+    let bytes: usize = recorded.iter().map(|d| d.0.len()).sum();
+    println!(
+        "# padded to equal datagrams a batch, {format:?}: {:+.1} % bytes",
+        100.0 * sent as f64 / bytes as f64 - 100.0
+    );
     let mut next = 0;
     Box::new(move || {
         let (buf, size, records) = &batches[next];

@@ -106,11 +106,16 @@ fn veth_pair(a: &Ns, b: &Ns, i: u8) -> String {
     let (dev_a, dev_b) = (format!("tsp{i}a"), format!("tsp{i}b"));
     let (mac_a, mac_b) = (format!("02:00:5e:00:01:{i:02x}"), format!("02:00:5e:00:02:{i:02x}"));
     let peer = b.path();
-    a.cmd(&["ip", "link", "add", &dev_a, "address", &mac_a, "mtu", "9000", "type", "veth", "peer", "name", &dev_b]
+    a.cmd(
+        &[
+            "ip", "link", "add", &dev_a, "address", &mac_a, "mtu", "9000", "type", "veth", "peer", "name",
+            &dev_b,
+        ]
         .iter()
         .copied()
         .chain(["address", &mac_b, "mtu", "9000", "netns", &peer])
-        .collect::<Vec<_>>());
+        .collect::<Vec<_>>(),
+    );
     let (ip_a, ip_b) = (format!("10.250.{i}.1"), format!("10.250.{i}.2"));
     a.cmd(&["ip", "addr", "add", &format!("{ip_a}/30"), "dev", &dev_a]);
     b.cmd(&["ip", "addr", "add", &format!("{ip_b}/30"), "dev", &dev_b]);
@@ -289,7 +294,11 @@ fn main() {
                 if sink == "xdp" {
                     // Only where GSO is segmented before the device (see xdp_drop).
                     let socket = raw_socket(&a, dst);
-                    cases.push(add(format!("raw-gso/{name}"), gso::raw_loop(socket, &recorded, format), None));
+                    cases.push(add(
+                        format!("raw-gso/{name}"),
+                        gso::raw_loop(socket, &recorded, format),
+                        None,
+                    ));
                     let socket = raw_socket(&a, dst);
                     let step = gso::pipeline(&ctx, kind, format, max, no_socket, socket);
                     cases.push(add(format!("pipeline-gso/{name}"), step, None));
@@ -305,7 +314,11 @@ fn main() {
             }
         }
         let equal: Vec<(Vec<u8>, usize)> = (0..RAW_BATCH).map(|_| (vec![b'x'; 1400], 1)).collect();
-        cases.push(add(format!("gso/{sink}/sendmmsg-1400B"), raw_loop(raw_socket(&a, dst), equal, false), None));
+        cases.push(add(
+            format!("gso/{sink}/sendmmsg-1400B"),
+            raw_loop(raw_socket(&a, dst), equal, false),
+            None,
+        ));
         let step = gso::equal_loop(raw_socket(&a, dst), 1400, 46);
         cases.push(add(format!("gso/{sink}/udp_segment-1400B"), step, None));
     }

@@ -5,9 +5,9 @@
 //! goes alone and is counted. A JSON datagram is exactly one JSON array; an
 //! Influx datagram is newline-terminated lines.
 
+mod mmsg;
 mod stdout;
 mod tcp;
-mod mmsg;
 mod udp;
 
 pub use stdout::StdoutSink;
