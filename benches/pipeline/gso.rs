@@ -26,7 +26,7 @@ struct SegmentCmsg {
 
 /// Sends `buf` as datagrams of `size` bytes (the last may be shorter).
 pub fn send_segmented(socket: &Socket, buf: &[u8], size: u16) -> io::Result<usize> {
-    // SAFETY: all-zero cmsghdr and msghdr are valid (null pointers, zero lengths).
+    // SAFETY: cmsghdr and the padding are integers: all-zero is valid.
     let mut cmsg: SegmentCmsg = unsafe { std::mem::zeroed() };
     // SAFETY: CMSG_LEN is arithmetic on its argument.
     cmsg.hdr.cmsg_len = unsafe { libc::CMSG_LEN(2) } as _;
@@ -34,6 +34,7 @@ pub fn send_segmented(socket: &Socket, buf: &[u8], size: u16) -> io::Result<usiz
     cmsg.hdr.cmsg_type = libc::UDP_SEGMENT;
     cmsg.size = size;
     let mut iov = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    // SAFETY: every field of msghdr is an integer or a pointer: zero is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;

@@ -221,6 +221,7 @@ fn raw_loop<'a>(socket: Socket, datagrams: Vec<(Vec<u8>, usize)>, per_record: bo
         next = (next + 1) % windows;
         // SAFETY: all-zero iovec and mmsghdr are valid (null, zero lengths).
         let mut iov: [libc::iovec; RAW_BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
         let mut msgs: [libc::mmsghdr; RAW_BATCH] = unsafe { std::mem::zeroed() };
         for (k, (bytes, _)) in window.iter().enumerate() {
             // Read by the kernel only; the C type wants *mut.

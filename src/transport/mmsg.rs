@@ -32,6 +32,7 @@ pub fn send(socket: &Socket, bytes: &[u8], mut start: usize, ends: &[usize]) -> 
     // SAFETY: iovec and mmsghdr are plain C structs for which all-zero bytes
     // are valid (null pointers, zero lengths).
     let mut iov: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: every field of mmsghdr is an integer or a pointer.
     let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
     for i in 0..count {
         // Slicing checks the offsets: a bad one panics here, never reaches
