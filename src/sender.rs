@@ -139,7 +139,11 @@ fn stream_stats(
     encoder.encode_stats(ctx, snapshot, encoded);
     packer.flush(|d| out.send(d))?;
     packer.push(encoded, |d| out.send_stats(d))?;
-    packer.flush(|d| out.send_stats(d))
+    packer.flush(|d| out.send_stats(d))?;
+    // A sink that holds datagrams (UDP's batches) sends them now: the
+    // counters are not held back until the next batch ends.
+    let delivery = out.sink.flush()?;
+    out.account(delivery)
 }
 
 /// Run until the channel is closed and drained; everything received is sent

@@ -89,15 +89,32 @@ fn sink_in_a(hosts: &Hosts) -> UdpSink {
     Hosts::in_netns(&hosts.ns_a, || UdpSink::connect(collector).expect("UDP socket in A"))
 }
 
-/// Sends `records`-record datagrams the way the sender does, returning what
-/// it would account: an error means the datagram's records are lost.
+/// Sends a batch of one `records`-record datagram the way the sender does
+/// (held, then flushed), returning what it would account.
 fn send(sink: &mut UdpSink, bytes: &[u8], records: usize) -> Delivery {
-    match sink.send(bytes, records) {
-        Ok(d) => d,
-        Err(e) => {
-            Delivery { lost: records as u64, errors: 1, last_error: Some(e.kind()), ..Default::default() }
-        }
+    send_batch(sink, &[bytes], records)
+}
+
+/// Sends datagrams of `records` records each as one batch: an error from
+/// the sink means the datagram's records are lost.
+fn send_batch(sink: &mut UdpSink, datagrams: &[&[u8]], records: usize) -> Delivery {
+    let failed = |e: std::io::Error| Delivery {
+        lost: records as u64,
+        errors: 1,
+        last_error: Some(e.kind()),
+        ..Default::default()
+    };
+    let mut total = Delivery::default();
+    for d in datagrams {
+        total.add(sink.send(d, records).unwrap_or_else(failed));
     }
+    total.add(sink.flush().unwrap_or_else(|e| Delivery {
+        lost: sink.queued(),
+        errors: 1,
+        last_error: Some(e.kind()),
+        ..Default::default()
+    }));
+    total
 }
 
 /// With nothing draining the send buffer, a send gives up after a bounded
@@ -131,6 +148,41 @@ fn a_full_send_buffer_costs_a_bounded_wait_and_is_counted() {
     assert_eq!(total.lost, 1, "{total:?}");
     assert_eq!(total.last_error, Some(std::io::ErrorKind::WouldBlock), "{total:?}");
     assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_secs(5), "waited {waited:?}");
+}
+
+/// Batches into a send buffer that fills: the batch where it fills is sent
+/// in part (sendmmsg stops at the datagram that timed out), and each of its
+/// datagrams is counted once, sent or lost, each loss after one bounded wait.
+#[test]
+fn a_batch_cut_short_by_a_full_send_buffer_counts_every_datagram() {
+    let hosts = Hosts::new();
+    shape_a(&hosts);
+    let mut sink = sink_in_a(&hosts);
+    let filler = vec![b'f'; 60_000];
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let batch: Vec<&[u8]> = vec![&filler; 4];
+        let (mut handed, mut total) = (0u64, Delivery::default());
+        for _ in 0..500 {
+            let started = Instant::now();
+            let d = send_batch(&mut sink, &batch, 1);
+            handed += 4;
+            total.add(d);
+            if d.lost > 0 {
+                let _ = tx.send((handed, total, d, started.elapsed()));
+                return;
+            }
+        }
+    });
+    let (handed, total, last, waited) =
+        rx.recv_timeout(Duration::from_secs(60)).expect("a batch into a full buffer never returned");
+    eprintln!("the batch that met the full buffer: {last:?}, after {waited:?}");
+    assert_eq!(total.sent + total.lost, handed, "{total:?}");
+    assert_eq!(last.sent + last.lost, 4, "{last:?}");
+    assert_eq!(last.errors, last.lost, "one error per lost datagram: {last:?}");
+    assert_eq!(last.last_error, Some(std::io::ErrorKind::WouldBlock), "{last:?}");
+    let most = Duration::from_millis(2500) * last.lost as u32;
+    assert!(waited >= Duration::from_millis(1500) && waited < most, "waited {waited:?} for {last:?}");
 }
 
 /// The collector's host refuses a datagram (ICMP port unreachable); the next

@@ -5,6 +5,7 @@
 //! goes alone and is counted. A JSON datagram is exactly one JSON array; an
 //! Influx datagram is newline-terminated lines.
 
+mod mmsg;
 mod stdout;
 mod tcp;
 mod udp;
@@ -149,6 +150,9 @@ pub trait Sink {
     /// Send one datagram of `records` records. An error means none of them
     /// arrived and the sink keeps nothing of it; a failure that still
     /// delivered or reported something is an `Ok` with `last_error` set.
+    /// A sink may hold the datagram until `flush` (UDP sends a batch's
+    /// datagrams in one system call), counting its records in `queued`
+    /// meanwhile and in the delivery `flush` returns.
     fn send(&mut self, datagram: &[u8], records: usize) -> io::Result<Delivery>;
 
     /// Called when the sender is idle: a chance to reconnect and flush a backlog.
@@ -156,7 +160,9 @@ pub trait Sink {
         Delivery::default()
     }
 
-    /// Push out anything buffered.
+    /// Push out anything buffered. The sender calls it when a batch ends
+    /// (full, or its interval past), after streaming its counters, and at
+    /// shutdown (through `close`).
     fn flush(&mut self) -> io::Result<Delivery> {
         Ok(Delivery::default())
     }

@@ -1,12 +1,16 @@
-//! UDP datagrams to the collector through socket2.
+//! UDP datagrams to the collector through socket2, sent in batches.
+//!
+//! `send` holds each datagram; `flush` (the sender calls it when a batch
+//! ends, as it did before batching) sends what is held with sendmmsg. Held
+//! records are `queued` until then, so the ledger stays whole in between.
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::{Delivery, Sink};
+use super::{mmsg, Delivery, Sink};
 
 /// How long one send may wait for room in the socket's send buffer. The
 /// buffer drains as fast as the path to the collector does, which can be
@@ -14,10 +18,20 @@ use super::{Delivery, Sink};
 /// lost rather than the sender thread stuck.
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Bytes held before a flush is forced whatever the batch: a few big
+/// datagrams (`--max-datagram 65000`) should not pile up in memory.
+const MAX_HELD_BYTES: usize = 256 << 10;
+
 pub struct UdpSink {
     socket: Socket,
     /// Records in the last datagram sent: the one an ECONNREFUSED is about.
     last_records: usize,
+    /// Datagrams waiting for `flush`, end to end; `ends[i]` is where the
+    /// i-th ends and `records[i]` how many records it carries.
+    held: Vec<u8>,
+    ends: Vec<usize>,
+    records: Vec<usize>,
+    held_records: u64,
 }
 
 impl UdpSink {
@@ -30,7 +44,14 @@ impl UdpSink {
         // Connected, so that an ICMP port unreachable from a missing collector
         // surfaces as ECONNREFUSED and is counted, rather than vanishing.
         socket.connect(&SockAddr::from(collector))?;
-        Ok(UdpSink { socket, last_records: 0 })
+        Ok(UdpSink {
+            socket,
+            last_records: 0,
+            held: Vec::with_capacity(64 << 10),
+            ends: Vec::with_capacity(mmsg::MAX_BATCH),
+            records: Vec::with_capacity(mmsg::MAX_BATCH),
+            held_records: 0,
+        })
     }
 
     /// The local address datagrams leave from.
@@ -40,12 +61,19 @@ impl UdpSink {
             .as_socket()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "UDP socket without an IP address"))
     }
-}
 
-impl Sink for UdpSink {
-    fn send(&mut self, datagram: &[u8], records: usize) -> io::Result<Delivery> {
-        let mut delivery = Delivery::sent(records);
-        match self.socket.send(datagram) {
+    fn datagram(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.held[start..self.ends[i]]
+    }
+
+    /// Counts datagram `i` after one attempt to send it, as an unbatched
+    /// send counted it: sent; or, on ECONNREFUSED, the records of the
+    /// datagram before it refused and this one tried once more; or lost.
+    fn settle(&mut self, i: usize, attempt: io::Result<()>, d: &mut Delivery) {
+        let records = self.records[i];
+        match attempt {
+            Ok(()) => self.sent(records, d),
             // The collector's host answered an earlier datagram with ICMP
             // port unreachable: that datagram's records never arrived. The
             // error is cleared by being reported and this datagram was not
@@ -53,29 +81,194 @@ impl Sink for UdpSink {
             // not every refused datagram is reported; TCP is the transport
             // for a collector whose absence must be counted in full.)
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                delivery.refused = self.last_records as u64;
-                delivery.errors = 1;
-                delivery.last_error = Some(e.kind());
-                // The refusal is news about records already sent: it must
-                // reach the counters even when this datagram is lost too,
-                // so a failed retry is reported here rather than as an error.
-                if let Err(e) = self.socket.send(datagram) {
-                    delivery.sent = 0;
-                    delivery.writes = 0;
-                    delivery.lost = records as u64;
-                    delivery.errors += 1;
-                    delivery.last_error = Some(e.kind());
-                    // The refused datagram has been reported and this one
-                    // never left: no datagram is waiting for an answer.
-                    self.last_records = 0;
-                    return Ok(delivery);
+                Self::refused(self.last_records, e.kind(), d);
+                // The refusal is news about records already sent: it is
+                // counted whatever becomes of this datagram.
+                match self.socket.send(self.datagram(i)) {
+                    Ok(_) => self.sent(records, d),
+                    Err(e) => {
+                        Self::lost(records, e.kind(), d);
+                        // The refused datagram has been reported and this
+                        // one never left: none is waiting for an answer.
+                        self.last_records = 0;
+                    }
                 }
             }
-            other => {
-                other?;
+            Err(e) => Self::lost(records, e.kind(), d),
+        }
+    }
+
+    /// sendmmsg sent datagrams up to `i` and stopped at `i` without saying
+    /// why. If the call ran into the send timeout, `i` is lost as an
+    /// unbatched send would have lost it. Otherwise `i` is tried alone: if
+    /// it now goes out at once, what stopped it was an error the socket was
+    /// holding, which the failed attempt cleared — an ICMP error about an
+    /// earlier datagram (port, protocol or host refused), counted as the
+    /// refusal an unbatched send would have reported.
+    fn settle_stopped(&mut self, i: usize, took: Duration, d: &mut Delivery) {
+        // The kernel's timeout counts whole jiffies: it can end a tick early.
+        if took + Duration::from_millis(100) >= SEND_TIMEOUT {
+            Self::lost(self.records[i], io::ErrorKind::WouldBlock, d);
+            return;
+        }
+        let before = self.last_records;
+        match self.socket.send(self.datagram(i)) {
+            Ok(_) => {
+                Self::refused(before, io::ErrorKind::ConnectionRefused, d);
+                self.sent(self.records[i], d);
+            }
+            Err(e) => self.settle(i, Err(e), d),
+        }
+    }
+
+    fn sent(&mut self, records: usize, d: &mut Delivery) {
+        d.sent += records as u64;
+        d.writes += 1;
+        self.last_records = records;
+    }
+
+    fn refused(records: usize, kind: io::ErrorKind, d: &mut Delivery) {
+        d.refused += records as u64;
+        d.errors += 1;
+        d.last_error = Some(kind);
+    }
+
+    fn lost(records: usize, kind: io::ErrorKind, d: &mut Delivery) {
+        d.lost += records as u64;
+        d.errors += 1;
+        d.last_error = Some(kind);
+    }
+}
+
+impl Sink for UdpSink {
+    /// Holds the datagram for `flush`; sends what is held first if the
+    /// batch is full. Never an error: a failure is counted in the delivery.
+    fn send(&mut self, datagram: &[u8], records: usize) -> io::Result<Delivery> {
+        let mut delivery = Delivery::default();
+        if self.ends.len() == mmsg::MAX_BATCH
+            || (!self.ends.is_empty() && self.held.len() + datagram.len() > MAX_HELD_BYTES)
+        {
+            delivery = self.flush()?;
+        }
+        self.held.extend_from_slice(datagram);
+        self.ends.push(self.held.len());
+        self.records.push(records);
+        self.held_records += records as u64;
+        Ok(delivery)
+    }
+
+    /// Sends every held datagram and counts each exactly: sent, refused
+    /// (the one before it), or lost.
+    fn flush(&mut self) -> io::Result<Delivery> {
+        let mut d = Delivery::default();
+        let mut i = 0;
+        while i < self.ends.len() {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] };
+            let batch = (self.ends.len() - i).min(mmsg::MAX_BATCH);
+            let began = Instant::now();
+            match mmsg::send(&self.socket, &self.held, start, &self.ends[i..i + batch]) {
+                Ok(n) => {
+                    for k in i..i + n {
+                        self.sent(self.records[k], &mut d);
+                    }
+                    i += n;
+                    if n < batch {
+                        self.settle_stopped(i, began.elapsed(), &mut d);
+                        i += 1;
+                    }
+                }
+                // The first datagram of the call failed: the error is its own.
+                Err(e) => {
+                    self.settle(i, Err(e), &mut d);
+                    i += 1;
+                }
             }
         }
-        self.last_records = records;
-        Ok(delivery)
+        self.held.clear();
+        self.ends.clear();
+        self.records.clear();
+        self.held_records = 0;
+        Ok(d)
+    }
+
+    fn queued(&self) -> u64 {
+        self.held_records
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+
+    fn collector() -> UdpSocket {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a collector");
+        socket.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        socket
+    }
+
+    /// `n` datagrams of 1 to `max` bytes, each of one repeated letter.
+    fn datagrams(n: usize, max: usize) -> Vec<Vec<u8>> {
+        (0..n).map(|i| vec![b'a' + (i % 26) as u8; 1 + (i * 37) % max]).collect()
+    }
+
+    #[test]
+    fn held_datagrams_are_queued_until_flushed_then_arrive_whole_in_order() {
+        let rx = collector();
+        let mut sink = UdpSink::connect(rx.local_addr().unwrap()).expect("socket");
+        let sent = datagrams(7, 1400);
+        for (i, d) in sent.iter().enumerate() {
+            assert_eq!(sink.send(d, i + 1).expect("held"), Delivery::default());
+        }
+        assert_eq!(sink.queued(), 28);
+        let d = sink.flush().expect("flush");
+        assert_eq!((d.sent, d.writes, d.lost, d.errors), (28, 7, 0, 0), "{d:?}");
+        assert_eq!(sink.queued(), 0);
+        let mut buf = vec![0u8; 2048];
+        for want in &sent {
+            let n = rx.recv(&mut buf).expect("every datagram arrives");
+            assert_eq!(&buf[..n], &want[..]);
+        }
+        assert_eq!(sink.flush().expect("nothing held"), Delivery::default());
+    }
+
+    #[test]
+    fn a_full_batch_is_sent_by_the_next_send_and_every_record_counted() {
+        let rx = collector();
+        let mut sink = UdpSink::connect(rx.local_addr().unwrap()).expect("socket");
+        // Small, so that all of them fit in the collector's receive buffer.
+        let sent = datagrams(2 * mmsg::MAX_BATCH + 5, 100);
+        let mut total = Delivery::default();
+        for d in &sent {
+            total.add(sink.send(d, 2).expect("send"));
+            assert!(sink.queued() <= 2 * mmsg::MAX_BATCH as u64);
+        }
+        total.add(sink.flush().expect("flush"));
+        assert_eq!((total.sent, total.writes, total.errors), (2 * sent.len() as u64, sent.len() as u64, 0));
+        let mut buf = vec![0u8; 2048];
+        for want in &sent {
+            let n = rx.recv(&mut buf).expect("every datagram arrives");
+            assert_eq!(&buf[..n], &want[..]);
+        }
+    }
+
+    /// To a closed port on loopback the kernel's ICMP answer is back before
+    /// the next datagram: inside a batch the refusal stops sendmmsg without
+    /// an error, after the first it is sendmmsg's error. Either way the
+    /// records of the datagram before are refused, and every datagram is sent.
+    #[test]
+    fn refusals_inside_and_at_the_head_of_a_batch_are_counted() {
+        let port = collector().local_addr().unwrap();
+        let mut sink = UdpSink::connect(port).expect("socket");
+        for (i, d) in datagrams(3, 1400).iter().enumerate() {
+            sink.send(d, i + 1).expect("held");
+        }
+        let first = sink.flush().expect("flush");
+        assert_eq!((first.sent, first.writes, first.lost), (6, 3, 0), "{first:?}");
+        assert_eq!(first.refused, 1 + 2, "datagrams 1 and 2 were refused: {first:?}");
+        assert_eq!(first.last_error, Some(io::ErrorKind::ConnectionRefused));
+        sink.send(b"x", 4).expect("held");
+        let second = sink.flush().expect("flush");
+        assert_eq!((second.sent, second.refused, second.lost, second.errors), (4, 3, 0, 1), "{second:?}");
     }
 }
