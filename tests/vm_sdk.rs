@@ -246,6 +246,53 @@ fn check_kernel(version: &str) {
             .into()
     };
     assert_eq!(counts, expected, "{version}: -u counts; {stats}");
+
+    // 6. What a driver could get wrong: one record each, nothing invented.
+    let stats = final_stats(&dir, "bad");
+    let recs = records(&dir, "bad");
+    assert_eq!(recs.len(), 9, "{version}: one record per bad report; {stats}");
+    assert_eq!(counter(&stats, "decode_errors"), 0, "{stats}");
+    let (_, unknown) = taxonomy::classify_sdk("not_a_known_sdk_trap");
+    let r = &recs[0];
+    assert_eq!(r["trapName"], "not_a_known_sdk_trap", "{r}");
+    assert_eq!((&r["trapType"], &r["message"], &r["severity"]), (&"drop".into(), &"fwdDrop".into(), &"Error".into()));
+    assert_eq!(r["dropReason"], "not_a_known_sdk_trap", "{r}");
+    assert_eq!(r["description"], unknown.description, "{r}");
+    assert_eq!(r["dropType"], "l3", "{r}");
+    let r = &recs[1];
+    assert_eq!(r["trapName"], "", "an empty name stays empty: {r}");
+    assert_eq!(r["dropReason"], "N/A", "{r}");
+    assert_eq!(r["dropType"], "l2", "{r}");
+    // Names and groups are kept to 47 and 31 bytes, as the ABI says.
+    let r = &recs[2];
+    assert_eq!(r["trapName"], &"abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefgh"[..47], "{r}");
+    assert_eq!(r["description"], unknown.description, "{r}");
+    let r = &recs[3];
+    assert_eq!(r["trapName"], "blackhole_neigh", "{r}");
+    assert_eq!(r["trapGroup"], "", "a NULL group is no group: {r}");
+    assert_eq!(r["dropType"], "l3", "the table knows blackhole_neigh's group: {r}");
+    let r = &recs[4];
+    assert_eq!((&r["trapGroup"], &r["dropType"]), (&"no_such_group".into(), &"no_such_group".into()), "{r}");
+    let r = &recs[5];
+    assert_eq!(r["trapGroup"], &"group_of_forty_characters_abcdefghijklm"[..31], "{r}");
+    let r = &recs[6];
+    assert_eq!(r["trapName"], "ingress_flow_action_drop", "{r}");
+    for field in ["flowActionCookie", "flowActionCookieLength", "aclRuleValue", "aclDirection"] {
+        assert!(r.get(field).is_none(), "a cookie of no bytes is no cookie: {r}");
+    }
+    let r = &recs[7];
+    let first32: String = (0..32).map(|b| format!("{b:02x}")).collect();
+    assert_eq!(r["flowActionCookie"], first32.as_str(), "{r}");
+    assert_eq!(r["flowActionCookieLength"], 64, "{r}");
+    assert!(r.get("aclRuleValue").is_none() && r.get("aclDirection").is_none(), "not an SDK rule cookie: {r}");
+    let r = &recs[8];
+    for field in EXTENDED {
+        assert!(r.get(field).is_none(), "no egress device, nothing valid: {r}");
+    }
+    for r in &recs {
+        check_packet(r, 1234);
+        assert_eq!(r["ingressPort"], "swp1", "{r}");
+    }
 }
 
 #[test]

@@ -205,11 +205,14 @@ pub(crate) fn drop_type(group: &str) -> &str {
 
 /// dropType for the vendor SDK's groups, in the words devlink's groups get:
 /// its `router` group is devlink's `l3_*`; `l2`, `tunnel`, `acl` and `buffer`
-/// already read as devlink's prefixes do.
+/// already read as devlink's prefixes do. A group the SDK is not known to
+/// use is its own dropType, whole: cutting it at '_' as devlink's are cut
+/// would invent a word it never said. No group at all is N/A.
 pub(crate) fn sdk_drop_type(group: &str) -> &str {
     match group {
         "router" => "l3",
-        other => drop_type(other),
+        "" => NOT_AVAILABLE,
+        other => other,
     }
 }
 

@@ -129,6 +129,7 @@ fn sdk_groups_map_to_the_seed_drop_types() {
     }
     assert_eq!(sdk_drop_type("router"), "l3");
     assert_eq!(sdk_drop_type(""), "N/A");
+    assert_eq!(sdk_drop_type("no_such_group"), "no_such_group");
 }
 
 #[test]

@@ -165,7 +165,12 @@ pub fn classify_sdk(trap_name: &str) -> (Kind, Taxon<'_>) {
         ),
         None => (
             Kind::Drop,
-            Taxon { drop_reason: trap_name, description: UNKNOWN_SDK_TRAP_DESCRIPTION, severity: "Error" },
+            Taxon {
+                // An empty name (a driver's bug) would make an empty reason: say N/A, as for any unknown.
+                drop_reason: if trap_name.is_empty() { "N/A" } else { trap_name },
+                description: UNKNOWN_SDK_TRAP_DESCRIPTION,
+                severity: "Error",
+            },
         ),
     }
 }
@@ -443,6 +448,7 @@ mod tests {
         assert_eq!(t.drop_reason, "some_future_sdk_trap");
         assert_eq!(t.description, UNKNOWN_SDK_TRAP_DESCRIPTION);
         assert_eq!(t.severity, "Error");
+        assert_eq!(classify_sdk("").1.drop_reason, "N/A");
         assert_eq!(Kind::Threshold.as_str(), "threshold");
         assert_eq!(Kind::from(TrapType::Exception), Kind::Exception);
         // A trap the table does not know that the kernel side typed as a threshold.

@@ -124,3 +124,22 @@ sleep 0.7
 report "trap=tail_drop group=buffer in=swp1 pkt=$FRAME2 out=swp2 count=10"
 report "trap=blackhole_route group=router in=swp1 pkt=$FRAME count=5"
 finish
+
+# 6. What a driver could get wrong: an unknown name, an empty one, one longer
+# than trapstream keeps (63 bytes), no group at all (NULL), an unknown group,
+# one longer than kept (39 bytes), a cookie of no bytes, one of 64 bytes (more
+# than kept), and a report with no egress device and nothing valid.
+LONG_NAME=abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefgh
+LONG_GROUP=group_of_forty_characters_abcdefghijklm
+COOKIE64=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f
+start bad --stdout --source devlink --trap-types drop,exception,threshold,control
+report "trap=not_a_known_sdk_trap group=router in=swp1 pkt=$FRAME"
+report "trap= group=l2 in=swp1 pkt=$FRAME"
+report "trap=$LONG_NAME group=router in=swp1 pkt=$FRAME"
+report "trap=blackhole_neigh in=swp1 pkt=$FRAME"
+report "trap=port_list_is_empty group=no_such_group in=swp1 pkt=$FRAME"
+report "trap=smac_is_zero group=$LONG_GROUP in=swp1 pkt=$FRAME"
+report "trap=ingress_flow_action_drop group=acl in=swp1 pkt=$FRAME cookie="
+report "trap=egress_flow_action_drop group=acl in=swp1 pkt=$FRAME cookie=$COOKIE64"
+report "trap=early_drop group=buffer in=swp1 pkt=$FRAME tc=9 occ=9 lat=9 valid=0"
+finish

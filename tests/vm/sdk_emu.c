@@ -19,9 +19,12 @@
  * Built into the test kernels by tests/vm/build-kernel.sh. The guest sends
  * reports by writing one line per call to /sys/kernel/debug/sdk_emu/report:
  *
- *   trap=NAME group=NAME in=IFNAME pkt=HEX [cookie=HEX] [count=N]
+ *   trap=NAME [group=NAME] in=IFNAME pkt=HEX [cookie=[HEX]] [count=N]
  *   [out=IFNAME] [lag=IFNAME] [tc=N] [occ=N] [lat=N] [valid=BITS]
  *
+ * For the bad input a driver could pass: a name may be empty or of any
+ * length, a missing group is a NULL group name, `cookie=` with no bytes is a
+ * cookie of length 0 (up to 64 bytes, more than TC_COOKIE_MAX, are taken).
  * pkt is the whole Ethernet frame; valid is a bit mask (1 traffic class,
  * 2 occupancy, 4 latency), and where a bit is clear the field carries the
  * SDK's invalid marker instead of the value given. Trap and group names are
@@ -48,7 +51,7 @@
 
 #define EMU_LINE_MAX 8192
 #define EMU_FRAME_MAX 2048
-#define EMU_COOKIE_MAX 16
+#define EMU_COOKIE_MAX 64
 #define EMU_NAMES_MAX 128
 #define EMU_COUNT_MAX 1000000
 
@@ -119,17 +122,20 @@ struct emu_report {
 	u8 frame[EMU_FRAME_MAX];
 	size_t frame_len;
 	u8 cookie_buf[sizeof(struct flow_action_cookie) + EMU_COOKIE_MAX];
-	size_t cookie_len;
+	bool has_cookie;
 	unsigned int count;
 	u16 tc;
 	u64 occ, lat;
 	u8 valid;
 };
 
-static int emu_hex(const char *hex, u8 *out, size_t max, size_t *len)
+static int emu_hex(const char *hex, u8 *out, size_t max, size_t *len, bool empty_ok)
 {
 	size_t n = strlen(hex);
 
+	*len = 0;
+	if (n == 0 && empty_ok)
+		return 0;
 	if (n == 0 || n % 2 || n / 2 > max)
 		return -EINVAL;
 	if (hex2bin(out, hex, n / 2))
@@ -171,11 +177,11 @@ static int emu_parse(char *line, struct emu_report *r)
 		else if (!strcmp(tok, "lag"))
 			err = emu_netdev(val, &r->lag);
 		else if (!strcmp(tok, "pkt"))
-			err = emu_hex(val, r->frame, sizeof(r->frame), &r->frame_len);
+			err = emu_hex(val, r->frame, sizeof(r->frame), &r->frame_len, false);
 		else if (!strcmp(tok, "cookie")) {
-			err = emu_hex(val, fa->cookie, EMU_COOKIE_MAX, &n);
+			err = emu_hex(val, fa->cookie, EMU_COOKIE_MAX, &n, true);
 			fa->cookie_len = n;
-			r->cookie_len = n;
+			r->has_cookie = true;
 		} else if (!strcmp(tok, "count"))
 			err = kstrtouint(val, 0, &r->count);
 		else if (!strcmp(tok, "tc"))
@@ -191,7 +197,7 @@ static int emu_parse(char *line, struct emu_report *r)
 	}
 	if (err)
 		return err;
-	if (!r->trap || !r->group || !r->in || r->frame_len < ETH_HLEN ||
+	if (!r->trap || !r->in || r->frame_len < ETH_HLEN ||
 	    r->count == 0 || r->count > EMU_COUNT_MAX)
 		return -EINVAL;
 	return 0;
@@ -213,7 +219,7 @@ static int emu_report_one(struct emu_report *r)
 	md.trap_name = r->trap;
 	md.trap_group_name = r->group;
 	md.input_dev = r->in;
-	if (r->cookie_len)
+	if (r->has_cookie)
 		md.fa_cookie = (const struct flow_action_cookie *)r->cookie_buf;
 #ifdef SX_EXTEND_WJH_BUFFER_LINUX_CHANNEL
 	md.output_port_dev = r->out;
