@@ -24,10 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use trapstream::capture::DropReasons;
 use trapstream::cli::Format;
-use trapstream::encode::{Context, Encoder};
-use trapstream::netdb::NetDb;
+use trapstream::encode::Encoder;
 use trapstream::record::{self, Record};
 use trapstream::transport::{Sink, UdpSink};
 
@@ -115,15 +113,7 @@ fn main() {
         pin(cpu);
     }
 
-    let drop_reasons =
-        libbpf_rs::btf::Btf::from_vmlinux().map(|b| DropReasons::from_btf(&b)).unwrap_or_default();
-    let no_socket = drop_reasons.value("NO_SOCKET").unwrap_or(2);
-    let ctx = Context {
-        device_ip: "10.5.1.101".into(),
-        netdb: NetDb::load(),
-        drop_reasons,
-        taxonomy: Default::default(),
-    };
+    let (ctx, no_socket) = bench_context();
     let collector = Collector::start(other_cpu);
 
     // Sizes first, so the datagram cases can be read: records per datagram.

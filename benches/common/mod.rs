@@ -137,6 +137,22 @@ impl Events {
     }
 }
 
+/// The encoders' context the benches share, and the running kernel's
+/// NO_SOCKET drop reason (2 where the kernel's BTF cannot be read).
+pub fn bench_context() -> (Context, u32) {
+    let drop_reasons = libbpf_rs::btf::Btf::from_vmlinux()
+        .map(|b| trapstream::capture::DropReasons::from_btf(&b))
+        .unwrap_or_default();
+    let no_socket = drop_reasons.value("NO_SOCKET").unwrap_or(2);
+    let ctx = Context {
+        device_ip: "10.5.1.101".into(),
+        netdb: trapstream::netdb::NetDb::load(),
+        drop_reasons,
+        taxonomy: Default::default(),
+    };
+    (ctx, no_socket)
+}
+
 pub fn pin(cpu: usize) {
     // SAFETY: cpu_set_t is plain data; sched_setaffinity(0, ..) acts on this thread.
     unsafe {

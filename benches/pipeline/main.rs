@@ -41,10 +41,7 @@ use std::sync::Arc;
 
 use common::*;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use trapstream::capture::DropReasons;
 use trapstream::cli::Format;
-use trapstream::encode::Context;
-use trapstream::netdb::NetDb;
 use trapstream::transport::UdpSink;
 
 /// Datagrams per sendmmsg in the raw loop (the sink's own batch limit).
@@ -260,15 +257,7 @@ fn main() {
     let tc_dst: SocketAddr = format!("{}:9", veth_pair(&a, &b, 1)).parse().expect("address");
     let _tc = tc_drop(&b, 1);
 
-    let drop_reasons =
-        libbpf_rs::btf::Btf::from_vmlinux().map(|b| DropReasons::from_btf(&b)).unwrap_or_default();
-    let no_socket = drop_reasons.value("NO_SOCKET").unwrap_or(2);
-    let ctx = Context {
-        device_ip: "10.5.1.101".into(),
-        netdb: NetDb::load(),
-        drop_reasons,
-        taxonomy: Default::default(),
-    };
+    let (ctx, no_socket) = bench_context();
 
     let mut cases: Vec<Case<'_>> = Vec::new();
     let kind = Kind::Devlink;
