@@ -207,16 +207,7 @@ fn main() {
         }
     }
 
-    let selected: Vec<usize> = (0..cases.len())
-        .filter(|&i| o.filters.is_empty() || o.filters.iter().any(|f| cases[i].name.contains(f.as_str())))
-        .collect();
-    for round in 0..o.rounds {
-        eprintln!("round {} of {}", round + 1, o.rounds);
-        for &i in &selected {
-            collector.reset();
-            run_round(&mut cases[i], o.secs);
-        }
-    }
+    let selected = run_selected(&mut cases, &o, || collector.reset());
     println!(
         "# best of {} rounds of {} s; M events/s per wall second (all rounds) | per CPU second | ns/event (CPU)",
         o.rounds, o.secs

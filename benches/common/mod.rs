@@ -217,6 +217,23 @@ pub struct Opts {
     pub filters: Vec<String>,
 }
 
+/// Runs the cases the command line's filters select, `o.rounds` rounds with
+/// the cases alternating, `before` just before each case's round; returns
+/// the selected indices, for the report.
+pub fn run_selected(cases: &mut [Case<'_>], o: &Opts, mut before: impl FnMut()) -> Vec<usize> {
+    let selected: Vec<usize> = (0..cases.len())
+        .filter(|&i| o.filters.is_empty() || o.filters.iter().any(|f| cases[i].name.contains(f.as_str())))
+        .collect();
+    for round in 0..o.rounds {
+        eprintln!("round {} of {}", round + 1, o.rounds);
+        for &i in &selected {
+            before();
+            run_round(&mut cases[i], o.secs);
+        }
+    }
+    selected
+}
+
 pub fn opts() -> Opts {
     let mut o = Opts { secs: 2.0, rounds: 3, cpu: Some(0), filters: Vec::new() };
     if !std::env::args().any(|a| a == "--bench") {

@@ -313,15 +313,7 @@ fn main() {
         cases.push(add(format!("gso/{sink}/udp_segment-1400B"), step, None));
     }
 
-    let selected: Vec<usize> = (0..cases.len())
-        .filter(|&i| o.filters.is_empty() || o.filters.iter().any(|f| cases[i].name.contains(f.as_str())))
-        .collect();
-    for round in 0..o.rounds {
-        eprintln!("round {} of {}", round + 1, o.rounds);
-        for &i in &selected {
-            run_round(&mut cases[i], o.secs);
-        }
-    }
+    let selected = run_selected(&mut cases, &o, || {});
     report(&cases, &selected, &o);
     for dev in ["tsp0a", "tsp1a"] {
         println!("# {dev}: {}", a.cmd(&["ip", "-s", "link", "show", "dev", dev]).replace('\n', " | "));
