@@ -14,7 +14,7 @@ use trapstream::abi::ts_event;
 use trapstream::cli::Format;
 use trapstream::encode::{Context, Encoder};
 use trapstream::record::{self, EVENT_SIZE};
-use trapstream::transport::{Framing, Packer, Sink, UdpSink};
+use trapstream::transport::{Datagram, Framing, Packer, Sink, UdpSink};
 
 /// The sender's default `-b`.
 pub const BATCH: usize = 20;
@@ -267,6 +267,49 @@ pub fn fmt_name(f: Format) -> &'static str {
     }
 }
 
+/// The pipeline up to the socket, as the poll and sender threads run it:
+/// the next event decoded, encoded and packed, a batch of BATCH flushed.
+pub struct Front {
+    events: Events,
+    encoder: Encoder,
+    packer: Packer,
+    encoded: Vec<u8>,
+    in_batch: usize,
+}
+
+impl Front {
+    pub fn new(kind: Kind, format: Format, max: usize, no_socket: u32) -> Front {
+        let framing = if format == Format::Json { Framing::JsonArray } else { Framing::Lines };
+        Front {
+            events: Events::new(kind, no_socket),
+            encoder: Encoder::new(format),
+            packer: Packer::new(framing, max),
+            encoded: Vec::with_capacity(4096),
+            in_batch: 0,
+        }
+    }
+
+    /// One event through; `emit` gets each datagram the packer closes. True
+    /// when the event completed a batch, which has then been flushed too.
+    pub fn push(&mut self, ctx: &Context, mut emit: impl FnMut(Datagram<'_>)) -> bool {
+        let rec = record::decode(self.events.next(), BOOT_TO_WALL_NS).expect("decodes");
+        self.encoded.clear();
+        self.encoder.encode(ctx, &rec, &mut self.encoded);
+        let mut emit = |d: Datagram<'_>| {
+            emit(d);
+            Ok(())
+        };
+        self.packer.push(&self.encoded, &mut emit).expect("push");
+        self.in_batch += 1;
+        if self.in_batch < BATCH {
+            return false;
+        }
+        self.packer.flush(&mut emit).expect("flush");
+        self.in_batch = 0;
+        true
+    }
+}
+
 /// What the poll and sender threads do per event: decode, encode, pack; a
 /// batch of BATCH is flushed as the sender does. With a sink, every datagram
 /// is sent (a failed send is fatal here: it would measure the error path).
@@ -278,39 +321,22 @@ pub fn pipeline<'a>(
     no_socket: u32,
     mut sink: Option<(UdpSink, Arc<AtomicU64>)>,
 ) -> Step<'a> {
-    let mut events = Events::new(kind, no_socket);
-    let mut encoder = Encoder::new(format);
-    let framing = if format == Format::Json { Framing::JsonArray } else { Framing::Lines };
-    let mut packer = Packer::new(framing, max);
-    let mut encoded = Vec::with_capacity(4096);
-    let mut in_batch = 0;
+    let mut front = Front::new(kind, format, max, no_socket);
     Box::new(move || {
-        let rec = record::decode(events.next(), BOOT_TO_WALL_NS).expect("decodes");
-        encoded.clear();
-        encoder.encode(ctx, &rec, &mut encoded);
-        let mut emit = |d: trapstream::transport::Datagram<'_>| {
-            match sink.as_mut() {
-                Some((s, sent)) => {
-                    let d = s.send(d.bytes, d.records).expect("send to the collector");
-                    sent.fetch_add(d.writes, Ordering::Relaxed);
-                }
-                None => {
-                    black_box(d.bytes);
-                }
-            }
-            Ok(())
-        };
-        packer.push(&encoded, &mut emit).expect("push");
-        in_batch += 1;
-        if in_batch == BATCH {
-            packer.flush(&mut emit).expect("flush");
-            // The sink sends the batch's datagrams now, as the sender has it.
-            if let Some((s, sent)) = sink.as_mut() {
-                let d = s.flush().expect("send to the collector");
-                assert_eq!(d.errors, 0, "send to the collector: {d:?}");
+        let batch_done = front.push(ctx, |d| match sink.as_mut() {
+            Some((s, sent)) => {
+                let d = s.send(d.bytes, d.records).expect("send to the collector");
                 sent.fetch_add(d.writes, Ordering::Relaxed);
             }
-            in_batch = 0;
+            None => {
+                black_box(d.bytes);
+            }
+        });
+        // The sink sends the batch's datagrams now, as the sender has it.
+        if let (true, Some((s, sent))) = (batch_done, sink.as_mut()) {
+            let d = s.flush().expect("send to the collector");
+            assert_eq!(d.errors, 0, "send to the collector: {d:?}");
+            sent.fetch_add(d.writes, Ordering::Relaxed);
         }
         1
     })
@@ -327,24 +353,10 @@ pub fn datagrams(
     no_socket: u32,
     events: usize,
 ) -> Vec<(Vec<u8>, usize)> {
-    let mut source = Events::new(kind, no_socket);
-    let mut encoder = Encoder::new(format);
-    let framing = if format == Format::Json { Framing::JsonArray } else { Framing::Lines };
-    let mut packer = Packer::new(framing, max);
-    let mut encoded = Vec::with_capacity(4096);
+    let mut front = Front::new(kind, format, max, no_socket);
     let mut out = Vec::new();
-    for i in 1..=events {
-        let rec = record::decode(source.next(), BOOT_TO_WALL_NS).expect("decodes");
-        encoded.clear();
-        encoder.encode(ctx, &rec, &mut encoded);
-        let mut emit = |d: trapstream::transport::Datagram<'_>| {
-            out.push((d.bytes.to_vec(), d.records));
-            Ok(())
-        };
-        packer.push(&encoded, &mut emit).expect("push");
-        if i % BATCH == 0 {
-            packer.flush(&mut emit).expect("flush");
-        }
+    for _ in 0..events {
+        front.push(ctx, |d| out.push((d.bytes.to_vec(), d.records)));
     }
     out
 }

@@ -12,9 +12,7 @@ use socket2::Socket;
 
 use crate::common::*;
 use trapstream::cli::Format;
-use trapstream::encode::{Context, Encoder};
-use trapstream::record;
-use trapstream::transport::{Datagram, Framing, Packer};
+use trapstream::encode::Context;
 
 /// A cmsghdr followed by its u16 payload, laid out as CMSG_SPACE(2) is.
 #[repr(C)]
@@ -124,28 +122,16 @@ pub fn pipeline<'a>(
     no_socket: u32,
     socket: Socket,
 ) -> Step<'a> {
-    let mut events = Events::new(kind, no_socket);
-    let mut encoder = Encoder::new(format);
-    let framing = if format == Format::Json { Framing::JsonArray } else { Framing::Lines };
-    let mut packer = Packer::new(framing, max);
-    let mut encoded = Vec::with_capacity(4096);
+    let mut front = Front::new(kind, format, max, no_socket);
     // The batch's datagrams end to end, and where each ends.
     let (mut held, mut ends) = (Vec::with_capacity(64 << 10), Vec::with_capacity(64));
     let mut out = Vec::with_capacity(64 << 10);
-    let mut in_batch = 0;
     Box::new(move || {
-        let rec = record::decode(events.next(), BOOT_TO_WALL_NS).expect("decodes");
-        encoded.clear();
-        encoder.encode(ctx, &rec, &mut encoded);
-        let mut emit = |d: Datagram<'_>| {
+        let batch_done = front.push(ctx, |d| {
             held.extend_from_slice(d.bytes);
             ends.push(held.len());
-            Ok(())
-        };
-        packer.push(&encoded, &mut emit).expect("push");
-        in_batch += 1;
-        if in_batch == BATCH {
-            packer.flush(&mut emit).expect("flush");
+        });
+        if batch_done {
             let starts = std::iter::once(0).chain(ends.iter().copied());
             let slices = starts.zip(ends.iter().copied()).map(|(s, e)| &held[s..e]);
             let size = pad_batch(slices, pad_byte(format), &mut out);
@@ -153,7 +139,6 @@ pub fn pipeline<'a>(
             assert_eq!(n, out.len());
             held.clear();
             ends.clear();
-            in_batch = 0;
         }
         1
     })
