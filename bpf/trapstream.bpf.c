@@ -386,13 +386,12 @@ static __always_inline void fill_wjh(struct ts_wjh *w, const struct devlink_trap
 	}
 }
 
-/* Everything of the event but the packet, every byte written (buffers are recycled). */
-static __always_inline void fill_head(struct ts_event *e, struct report *r)
-{
-	const struct flow_action_cookie *fa;
-	struct device *dev;
-	__u32 n;
+_Static_assert(__builtin_offsetof(struct ts_event, trap_name) == TS_SKB_EVENT_SIZE,
+	       "a kernel drop's record is the part of ts_event before the devlink fields");
 
+/* What every source reports, but the packet; every byte written (buffers are recycled). */
+static __always_inline void fill_common(struct ts_event *e, struct report *r)
+{
 	stamp(r);
 	__builtin_memset(e, 0, __builtin_offsetof(struct ts_event, pkt));
 	e->kind = TS_KIND_EVENT;
@@ -405,6 +404,16 @@ static __always_inline void fill_head(struct ts_event *e, struct report *r)
 	e->skb_iif = r->skb_iif;
 	if (r->dev)
 		bpf_probe_read_kernel_str(e->ifname, sizeof(e->ifname), r->dev->name);
+}
+
+/* The devlink part of a whole-size event, zeroed for the other sources. */
+static __always_inline void fill_devlink(struct ts_event *e, struct report *r)
+{
+	const struct flow_action_cookie *fa;
+	struct device *dev;
+	__u32 n;
+
+	__builtin_memset(e->trap_name, 0, sizeof(*e) - TS_SKB_EVENT_SIZE);
 	if (r->source != TS_SOURCE_DEVLINK || !r->md)
 		return;
 	bpf_probe_read_kernel_str(e->trap_name, sizeof(e->trap_name), r->md->trap_name);
@@ -429,6 +438,13 @@ static __always_inline void fill_head(struct ts_event *e, struct report *r)
 			name = dev->kobj.name;
 		bpf_probe_read_kernel_str(e->dev_name, sizeof(e->dev_name), name);
 	}
+}
+
+/* Everything of a whole-size event (a flow's exemplar) but the packet. */
+static __always_inline void fill_head(struct ts_event *e, struct report *r)
+{
+	fill_common(e, r);
+	fill_devlink(e, r);
 }
 
 /*
@@ -532,12 +548,18 @@ static __always_inline void emit_event(struct report *r, struct ts_packet *pkt)
 	}
 	if (rate_limited(r))
 		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	/* Constant sizes per branch: the verifier checks each against its writes. */
+	if (r->source == TS_SOURCE_DEVLINK)
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	else
+		e = bpf_ringbuf_reserve(&events, TS_SKB_EVENT_SIZE, 0);
 	if (!e) {
 		count(TS_CNT_RB_LOST);
 		return;
 	}
-	fill_head(e, r);
+	fill_common(e, r);
+	if (r->source == TS_SOURCE_DEVLINK)
+		fill_devlink(e, r);
 	__builtin_memcpy(&e->pkt, pkt, sizeof(e->pkt));
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }

@@ -208,11 +208,14 @@ const TS_DROP_REASON_UNKNOWN: u32 = u32::MAX;
 
 /// Size of `struct ts_event`; also asserted against the generated type.
 pub const EVENT_SIZE: usize = 384;
+/// The leading part of it that a kernel drop's record carries (TS_SKB_EVENT_SIZE).
+pub const SKB_EVENT_SIZE: usize = 160;
 /// Sizes of `struct ts_flow_key` and `struct ts_flow`.
 pub const FLOW_KEY_SIZE: usize = 80;
 pub const FLOW_SIZE: usize = 32 + EVENT_SIZE;
 const _: () = assert!(std::mem::size_of::<abi::ts_event>() == EVENT_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_packet>() == 112);
+const _: () = assert!(std::mem::offset_of!(abi::ts_event, trap_name) == SKB_EVENT_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_wjh>() == 64);
 const _: () = assert!(std::mem::size_of::<abi::ts_flow_key>() == FLOW_KEY_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_flow>() == FLOW_SIZE);
@@ -240,12 +243,19 @@ fn trap_type_of(value: u8) -> Result<Kind> {
 /// Decode one ring-buffer record. `boot_to_wall_ns` converts CLOCK_BOOTTIME to
 /// Unix time (see `clock`).
 pub fn decode(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
-    if bytes.len() < EVENT_SIZE {
-        return Err(Error::RecordSize { len: bytes.len(), expected: EVENT_SIZE });
-    }
+    // A kernel drop's record stops before the devlink fields, which stay
+    // zero here; a devlink trap's is whole.
+    let source = bytes.get(1).copied();
+    let size = if bytes.len() < EVENT_SIZE && source != Some(TS_SOURCE_DEVLINK) {
+        SKB_EVENT_SIZE
+    } else {
+        EVENT_SIZE
+    };
+    let short = || Error::RecordSize { len: bytes.len(), expected: size };
+    let mut whole = [0u8; EVENT_SIZE];
+    whole[..size].copy_from_slice(bytes.get(..size).ok_or_else(short)?);
     let mut raw = abi::ts_event::default();
-    plain::copy_from_bytes(&mut raw, &bytes[..EVENT_SIZE])
-        .map_err(|_| Error::RecordSize { len: bytes.len(), expected: EVENT_SIZE })?;
+    plain::copy_from_bytes(&mut raw, &whole).map_err(|_| short())?;
     let mut rec = decode_event(&raw, boot_to_wall_ns)?;
     if raw.flags & TS_EV_AGG_OVERFLOW != 0 {
         rec.flow = Some(FlowCount {

@@ -28,6 +28,26 @@ fn rejects_short_and_unknown_records() {
 }
 
 #[test]
+fn a_kernel_drop_record_is_the_leading_part_of_the_event() {
+    let mut raw = abi::ts_event { kind: TS_KIND_EVENT, source: TS_SOURCE_SKB, ifindex: 4, ..Default::default() };
+    raw.pkt.pkt_len = 98;
+    let whole = raw_bytes(&raw);
+    let rec = decode(&whole[..SKB_EVENT_SIZE], 0).unwrap();
+    assert_eq!(rec, decode(&whole, 0).unwrap());
+    assert_eq!(rec.packet.len, 98);
+    assert!(matches!(
+        decode(&whole[..SKB_EVENT_SIZE - 1], 0),
+        Err(Error::RecordSize { len: 159, expected: SKB_EVENT_SIZE })
+    ));
+    // A devlink trap's record is never short: its names would be lost.
+    raw.source = TS_SOURCE_DEVLINK;
+    assert!(matches!(
+        decode(&raw_bytes(&raw)[..SKB_EVENT_SIZE], 0),
+        Err(Error::RecordSize { len: 160, expected: EVENT_SIZE })
+    ));
+}
+
+#[test]
 fn decodes_a_devlink_ipv4_udp_event() {
     let mut raw = abi::ts_event {
         kind: TS_KIND_EVENT,
