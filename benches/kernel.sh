@@ -17,7 +17,9 @@
 # FLOWS (distinct flows in the flood, 16), FLOOD_CPU (1), AGENT_CPU (0: where
 # trapstream is pinned in stats/cost so that its user space does not take the
 # flood's CPU), E2E_SECS (30), E2E_STEPS (5 bisection steps), CARGO_TARGET_DIR,
-# NO_BUILD=1 (use the binaries already built).
+# NO_BUILD=1 (use the binaries already built), BASE (another trapstream
+# binary, e.g. the previous commit's: stats and cost then run it too,
+# alternating with this tree's, each case labelled "base/").
 #
 # The flood sends UDP from namespace A to a closed port in namespace B over a
 # veth pair: B's stack drops every datagram with NO_SOCKET on the sending CPU.
@@ -33,6 +35,11 @@ FLOOD_CPU=${FLOOD_CPU:-1}
 AGENT_CPU=${AGENT_CPU:-0}
 E2E_SECS=${E2E_SECS:-30}
 BIN=$TARGET/release/trapstream
+# The binaries compared, by label: this tree's, then BASE's if given.
+VARIANTS=("new:$BIN")
+[ -z "${BASE:-}" ] || VARIANTS+=("base:$BASE")
+# Label prefix of the variant in use: "" for this tree, "base/" for BASE.
+prefix() { [ "${1%%:*}" = new ] || echo "${1%%:*}/"; }
 FLOOD=$TARGET/release/examples/flood
 
 SECTIONS=("$@")
@@ -137,7 +144,7 @@ wait_for() { # FILE TEXT
 start_agent() {
 	local pin=$1
 	shift
-	local cmd=("$BIN" "$@" 127.0.0.1 "$COLLECTOR_PORT")
+	local cmd=("${AGENT_BIN:-$BIN}" "$@" 127.0.0.1 "$COLLECTOR_PORT")
 	[ -z "$pin" ] || cmd=(taskset -c "$pin" "${cmd[@]}")
 	: >"$WORK/agent"
 	NO_COLOR=1 "${cmd[@]}" >/dev/null 2>"$WORK/agent" &
@@ -193,27 +200,34 @@ if want stats; then
 	echo "## stats: bpf_stats run_time_ns/run_cnt of the attached program during a ${SECS}s flood (trapstream on CPU $AGENT_CPU)"
 	sysctl -qw kernel.bpf_stats_enabled=1
 	start_collector "$AGENT_CPU"
+	LABELS=()
 	for round in $(seq "$PAIRS"); do
 		for m in "${MODES[@]}"; do
-			name=${m%%:*}
-			# shellcheck disable=SC2086
-			start_agent "$AGENT_CPU" ${m#*:} --stats-interval 0
-			id=$(agent_prog_id)
-			read -r t0 c0 < <(prog_stats "$id")
-			read -r rate cpu_rate < <(flood)
-			read -r t1 c1 < <(prog_stats "$id")
-			stop_agent
-			ns=$(awk -v t=$((t1 - t0)) -v c=$((c1 - c0)) 'BEGIN { printf "%.1f", (c ? t / c : 0) }')
-			echo "stats/$name round $round: $ns ns/event over $((c1 - c0)) runs; flood $rate/s ($cpu_rate/CPU-s);" \
-				"seen=$(counter seen) filtered=$(counter filtered) ring_lost=$(counter ring_lost)"
-			eval "NS_${name//-/_}+=(\$ns)"
+			for v in "${VARIANTS[@]}"; do
+				name=$(prefix "$v")${m%%:*}
+				AGENT_BIN=${v#*:}
+				[ "$round" != 1 ] || LABELS+=("$name")
+				# shellcheck disable=SC2086
+				start_agent "$AGENT_CPU" ${m#*:} --stats-interval 0
+				id=$(agent_prog_id)
+				read -r t0 c0 < <(prog_stats "$id")
+				read -r rate cpu_rate < <(flood)
+				read -r t1 c1 < <(prog_stats "$id")
+				stop_agent
+				ns=$(awk -v t=$((t1 - t0)) -v c=$((c1 - c0)) 'BEGIN { printf "%.1f", (c ? t / c : 0) }')
+				echo "stats/$name round $round: $ns ns/event over $((c1 - c0)) runs; flood $rate/s ($cpu_rate/CPU-s);" \
+					"seen=$(counter seen) filtered=$(counter filtered) ring_lost=$(counter ring_lost)"
+				key=${name//[-\/]/_}
+				eval "NS_$key+=(\$ns)"
+			done
 		done
 	done
+	AGENT_BIN=
 	stop_collector >/dev/null
 	sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
-	for m in "${MODES[@]}"; do
-		name=${m%%:*}
-		eval "vals=(\"\${NS_${name//-/_}[@]}\")"
+	for name in "${LABELS[@]}"; do
+		key=${name//[-\/]/_}
+		eval "vals=(\"\${NS_$key[@]}\")"
 		echo "stats/$name: $(printf '%s\n' "${vals[@]}" | sort -n | awk 'NR == 1') ns/event min," \
 			"$(printf '%s\n' "${vals[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') median"
 	done
@@ -227,36 +241,43 @@ if want cost; then
 	others=$(bpftool -j prog show | jq '[.[] | select(.name | startswith("handle_kfree_sk"))] | length')
 	[ "$others" = 0 ] || echo "# warning: $others kfree_skb programs of other trapstream instances are loaded: 'off' is not bare"
 	start_collector "$AGENT_CPU"
-	OFF=() OFF_CPU=() EV=() EV_CPU=() AGG=() AGG_CPU=()
+	OFF=() OFF_CPU=() LABELS=()
 	run_off() {
 		read -r off off_cpu < <(flood)
 		OFF+=("$off") OFF_CPU+=("$off_cpu")
 	}
 	for round in $(seq "$PAIRS"); do
 		run_off
-		start_agent "$AGENT_CPU" --source skb --stats-interval 0
-		read -r ev ev_cpu < <(flood)
-		stop_agent
-		start_agent "$AGENT_CPU" --source skb -u 1 --stats-interval 0
-		read -r agg agg_cpu < <(flood)
-		stop_agent
-		EV+=("$ev") EV_CPU+=("$ev_cpu") AGG+=("$agg") AGG_CPU+=("$agg_cpu")
-		echo "cost round $round: off $off/s ($off_cpu/CPU-s)," \
-			"per-event $ev/s ($ev_cpu/CPU-s) = $(ratio "$ev" "$off") ($(ratio "$ev_cpu" "$off_cpu") per CPU-s)," \
-			"aggregated $agg/s ($agg_cpu/CPU-s) = $(ratio "$agg" "$off") ($(ratio "$agg_cpu" "$off_cpu") per CPU-s)"
+		line="cost round $round: off $off/s ($off_cpu/CPU-s)"
+		for m in "${MODES[@]}"; do
+			for v in "${VARIANTS[@]}"; do
+				name=$(prefix "$v")${m%%:*}
+				key=${name//[-\/]/_}
+				[ "$round" != 1 ] || LABELS+=("$name")
+				AGENT_BIN=${v#*:}
+				# shellcheck disable=SC2086
+				start_agent "$AGENT_CPU" ${m#*:} --stats-interval 0
+				read -r on on_cpu < <(flood)
+				stop_agent
+				eval "ON_$key+=(\$on) ON_CPU_$key+=(\$on_cpu)"
+				line+=", $name $on/s ($on_cpu/CPU-s) = $(ratio "$on" "$off") ($(ratio "$on_cpu" "$off_cpu") per CPU-s)"
+			done
+		done
+		echo "$line"
 	done
+	AGENT_BIN=
 	# One more off run, so that every on run sits between two off runs.
 	run_off
 	echo "cost closing off run: $off/s ($off_cpu/CPU-s)"
 	stop_collector >/dev/null
-	for m in EV:per-event AGG:aggregated; do
-		v=${m%%:*}
-		eval "on=(\"\${${v}[@]}\") on_cpu=(\"\${${v}_CPU[@]}\")"
+	for name in "${LABELS[@]}"; do
+		key=${name//[-\/]/_}
+		eval "on=(\"\${ON_$key[@]}\") on_cpu=(\"\${ON_CPU_$key[@]}\")"
 		# The added CPU time per drop does not depend on what else runs on
 		# the drop path (another agent's program adds to on and off alike).
 		added=$(awk -v on="$(mean "${on_cpu[@]}")" -v off="$(mean "${OFF_CPU[@]}")" \
 			'BEGIN { printf "%.0f", (on > 0 && off > 0 ? 1e9 / on - 1e9 / off : 0) }')
-		echo "cost/${m#*:}: $(ratio "$(mean "${on_cpu[@]}")" "$(mean "${OFF_CPU[@]}")") per CPU-s" \
+		echo "cost/$name: $(ratio "$(mean "${on_cpu[@]}")" "$(mean "${OFF_CPU[@]}")") per CPU-s" \
 			"(mean $(mean "${on_cpu[@]}") vs $(mean "${OFF_CPU[@]}") drops/CPU-s, +$added ns of CPU per drop);" \
 			"$(ratio "$(mean "${on[@]}")" "$(mean "${OFF[@]}")") per wall second" \
 			"(mean $(mean "${on[@]}") vs $(mean "${OFF[@]}") drops/s)"
