@@ -7,7 +7,8 @@
 #            per event and aggregated (cargo bench --bench handler)
 #   stats    ns per event of the attached program under a flood of real drops,
 #            from bpf_stats (run_time_ns / run_cnt), --source skb vs -u 1, alternating
-#   cost     flood rate with trapstream attached / without, alternating off, on, ...
+#   cost     flood rate with trapstream attached / without, alternating off, on, ...,
+#            and with an empty kfree_skb program (the floor any program there pays)
 #   e2e      the highest drop rate with zero loss (nested, ring_lost, decode_errors, channel_lost,
 #            send_lost, unacked_lost, refused all 0, read = sent) over E2E_SECS at default
 #            settings, and trapstream's RSS at that rate
@@ -202,6 +203,24 @@ if want stats; then
 	start_collector "$AGENT_CPU"
 	LABELS=()
 	for round in $(seq "$PAIRS"); do
+		# The floor: what bpf_stats reports for a program that does nothing
+		# (the accounting's own clock reads), read inside the flood's run.
+		flood --empty-probe >"$WORK/empty" &
+		fpid=$!
+		for _ in $(seq 50); do
+			id=$(bpftool -j prog show name empty_probe 2>/dev/null | jq -r 'if type == "array" then .[0].id else .id end // empty')
+			[ -z "$id" ] || break
+			sleep 0.1
+		done
+		[ -n "$id" ] || { echo "kernel.sh: the empty probe did not attach" >&2; exit 1; }
+		read -r t0 c0 < <(prog_stats "$id")
+		sleep $((SECS > 2 ? SECS - 2 : 1))
+		read -r t1 c1 < <(prog_stats "$id")
+		wait "$fpid"
+		ns=$(awk -v t=$((t1 - t0)) -v c=$((c1 - c0)) 'BEGIN { printf "%.1f", (c ? t / c : 0) }')
+		echo "stats/empty-probe round $round: $ns ns/event over $((c1 - c0)) runs"
+		[ "$round" != 1 ] || LABELS+=(empty-probe)
+		NS_empty_probe+=("$ns")
 		for m in "${MODES[@]}"; do
 			for v in "${VARIANTS[@]}"; do
 				name=$(prefix "$v")${m%%:*}
@@ -249,6 +268,11 @@ if want cost; then
 	for round in $(seq "$PAIRS"); do
 		run_off
 		line="cost round $round: off $off/s ($off_cpu/CPU-s)"
+		# The floor: a kfree_skb program that does nothing.
+		read -r on on_cpu < <(flood --empty-probe)
+		[ "$round" != 1 ] || LABELS+=(empty-probe)
+		ON_empty_probe+=("$on") ON_CPU_empty_probe+=("$on_cpu")
+		line+=", empty-probe $on/s ($on_cpu/CPU-s) = $(ratio "$on" "$off") ($(ratio "$on_cpu" "$off_cpu") per CPU-s)"
 		for m in "${MODES[@]}"; do
 			for v in "${VARIANTS[@]}"; do
 				name=$(prefix "$v")${m%%:*}

@@ -402,8 +402,14 @@ static __always_inline void fill_common(struct ts_event *e, struct report *r)
 	e->netns_ino = r->netns_ino;
 	e->drop_reason = r->reason;
 	e->skb_iif = r->skb_iif;
+	/*
+	 * name is an array inside struct net_device, always NUL-terminated
+	 * within it: two direct 8-byte loads instead of a string copy helper
+	 * (20-40 ns). Bytes after the NUL may be an older, longer name's; user
+	 * space stops at the NUL.
+	 */
 	if (r->dev)
-		bpf_probe_read_kernel_str(e->ifname, sizeof(e->ifname), r->dev->name);
+		__builtin_memcpy(e->ifname, r->dev->name, sizeof(e->ifname));
 }
 
 /* The devlink part of a whole-size event, zeroed for the other sources. */
