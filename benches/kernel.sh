@@ -208,7 +208,7 @@ if want stats; then
 		flood --empty-probe >"$WORK/empty" &
 		fpid=$!
 		for _ in $(seq 50); do
-			id=$(bpftool -j prog show name empty_probe 2>/dev/null | jq -r 'if type == "array" then .[0].id else .id end // empty')
+			id=$(bpftool -j prog show name empty_probe 2>/dev/null | jq -r 'if type == "array" then (map(.id) | max) else .id end // empty' || true)
 			[ -z "$id" ] || break
 			sleep 0.1
 		done
