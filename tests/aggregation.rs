@@ -395,3 +395,35 @@ fn a_new_flow_is_seen_at_once_under_a_long_interval() {
     flows.assert_exemplars_first();
     assert_conservation(&final_stats, &flows);
 }
+
+/// An exemplar the rate limit would suppress is counted into its flow, not
+/// suppressed: with --rate-limit 10 and 100 new flows at once, about ten go
+/// out as exemplars, the rest are counted, nothing is rate_limited, and every
+/// flow's count is exact.
+#[test]
+fn an_exemplar_over_the_rate_limit_is_counted_in_its_flow() {
+    let hosts = Hosts::new();
+    let cfg = config_for(&hosts, "unique_interval = 30\nlru_size = 1024\nexemplars = 2\nrate_limit = 10");
+    let ts = Trapstream::start(&["--config", cfg.arg()]);
+    let sock = hosts.socket_in_a();
+    let ports: Vec<u16> = (0..100).map(|i| 46000 + i).collect();
+    let started = std::time::Instant::now();
+    hosts.udp_flood(&sock, &hosts.v4_b, &ports, 2, PAYLOAD, None);
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, stdout, final_stats) = ts.stop();
+    assert_eq!(status, 0);
+    let c = |name: &str| counter(&final_stats, name);
+    let flows = flows_in(&stdout, sock.local_addr().expect("addr").port());
+    let expected: BTreeMap<u64, (u64, u64)> = ports.iter().map(|&p| (u64::from(p), (2, 2 * FRAME))).collect();
+    assert_eq!(flows.sums(), expected, "per-flow packets and bytes, exactly: {final_stats}");
+    assert_eq!(c("rate_limited"), 0, "an exemplar is never suppressed, only counted: {final_stats}");
+    // A burst of 10, then 10 a second for as long as the flood took.
+    let allowed = 10 + 10 * took.as_secs() + 1;
+    assert!(
+        (1..=allowed).contains(&c("exemplars")) && c("aggregated") > 0,
+        "the rate limit must have held exemplars back ({took:?}): {final_stats}"
+    );
+    flows.assert_exemplars_first();
+    assert_conservation(&final_stats, &flows);
+}
