@@ -376,13 +376,16 @@ impl Config {
             4,
             MAX_FLOW_TABLE,
         )?;
-        let exemplars = match setting("--exemplars", &cli.exemplars, "exemplars", spanned(&parsed.exemplars)) {
+        let exemplars = match setting("--exemplars", &cli.exemplars, "exemplars", spanned(&parsed.exemplars))
+        {
             None => 0,
             Some(s) => {
                 let n = parse_count(&s, 1, MAX_EXEMPLARS)?;
                 if unique_interval.is_none() {
                     // Exemplars are the first packets of flows that -u counts: alone they mean nothing.
-                    return Err(s.error("needs -u (--unique-interval): exemplars are the first packets of counted flows"));
+                    return Err(s.error(
+                        "needs -u (--unique-interval): exemplars are the first packets of counted flows",
+                    ));
                 }
                 n as u32
             }

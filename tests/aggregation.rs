@@ -56,7 +56,10 @@ impl Flows {
     fn assert_exemplars_first(&self) {
         for (port, f) in &self.per_port {
             if let (true, Some(first)) = (f.exemplars > 0, f.first_other_ns) {
-                assert!(f.last_exemplar_ns <= first, "port {port}: an exemplar after a counted packet: {f:?}");
+                assert!(
+                    f.last_exemplar_ns <= first,
+                    "port {port}: an exemplar after a counted packet: {f:?}"
+                );
             }
         }
     }
@@ -187,7 +190,11 @@ fn flushes_and_a_small_table(exemplars: Option<u32>) {
     assert_eq!(sent, 240);
     // One sender: no two CPUs race on a new key, so exactly N each, and first.
     let n = u64::from(exemplars.unwrap_or(0));
-    assert!(flows.per_port.values().all(|f| f.exemplars == n), "{n} exemplars per flow: {:?}", flows.per_port);
+    assert!(
+        flows.per_port.values().all(|f| f.exemplars == n),
+        "{n} exemplars per flow: {:?}",
+        flows.per_port
+    );
     flows.assert_exemplars_first();
     assert!(flows.overflow_records > 0, "6 flows in 4-key tables must overflow: {final_stats}");
     assert!(counter(&final_stats, "flushes") >= 3, "flushes inside the run: {final_stats}");
@@ -239,7 +246,11 @@ fn shutdown_mid_traffic(exemplars: Option<u32>) {
     // 150 ms in, every port had its first 5 packets: its exemplars are out.
     let n = u64::from(exemplars.unwrap_or(0));
     assert_eq!(flows.per_port.len(), ports.len(), "{:?}", flows.per_port);
-    assert!(flows.per_port.values().all(|f| f.exemplars == n), "{n} exemplars per flow: {:?}", flows.per_port);
+    assert!(
+        flows.per_port.values().all(|f| f.exemplars == n),
+        "{n} exemplars per flow: {:?}",
+        flows.per_port
+    );
     flows.assert_exemplars_first();
     assert_conservation(&final_stats, &flows);
 }

@@ -276,5 +276,10 @@ fn exemplars_only_with_aggregation_and_in_range() {
         format!("{p}: line 3: exemplars must be 1..=1000, got 5000")
     );
     // The flag overrides the file's value, and -u from the file counts for the flag.
-    assert_eq!(with_file("stdout = true\nunique_interval = 5\nexemplars = 2\n", &["--exemplars", "7"]).unwrap().exemplars, 7);
+    assert_eq!(
+        with_file("stdout = true\nunique_interval = 5\nexemplars = 2\n", &["--exemplars", "7"])
+            .unwrap()
+            .exemplars,
+        7
+    );
 }

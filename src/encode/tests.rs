@@ -1,11 +1,11 @@
 //! Golden outputs: the seed README's ping, decoded correctly, in both formats.
 
 use super::*;
-use crate::record::{FlowCount, FlowKind};
 use crate::record::{
     DevlinkTrap, Ethernet, FixedStr, FlowActionCookie, Fragment, Ingress, Ip, Mac, Packet, Record, SkbDrop,
     Vlan,
 };
+use crate::record::{FlowCount, FlowKind};
 use crate::taxonomy::Kind;
 
 pub(super) fn context() -> Context {

@@ -303,7 +303,12 @@ pub fn assert_ledger(final_line: &str) {
         // comes back out in a drain.
         assert_eq!(
             c("seen"),
-            c("filtered") + c("rate_limited") + c("ring_lost") + c("aggregated") + c("overflow") + c("exemplars"),
+            c("filtered")
+                + c("rate_limited")
+                + c("ring_lost")
+                + c("aggregated")
+                + c("overflow")
+                + c("exemplars"),
             "seen = filtered + rate_limited + ring_lost + aggregated + overflow + exemplars: {final_line}"
         );
         assert_eq!(
