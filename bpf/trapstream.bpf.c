@@ -41,6 +41,8 @@ const volatile __u64 rate_limit = 0;
  * kfree_skb of the copy right after is not reported again as a kernel drop.
  */
 const volatile bool track_sdk_copies = false;
+/* -u: the first this many packets of each new flow key go out at once, alone; 0 = off. */
+const volatile __u32 exemplars = 0;
 
 /*
  * Shared with user space through the mmap'ed .bss. User space flips
@@ -96,6 +98,19 @@ struct {
 } flow_tables SEC(".maps") = {
 	.values = { &flows0, &flows1 },
 };
+
+/*
+ * With -u --exemplars: exemplars sent per flow key, so that a flow is new
+ * once, not once a table flip. LRU on purpose, unlike the flow tables: it
+ * holds no counts, and a key it forgets (4 x the flow table's keys came
+ * since) only gets its exemplars again.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096); /* resized by user space before load */
+	__type(key, struct ts_flow_key);
+	__type(value, __u32);
+} exemplar_seen SEC(".maps");
 
 /*
  * The packet being dissected, and with -u the flow being built: too big for
@@ -498,7 +513,7 @@ static __always_inline bool own_traffic(const struct ts_packet *p)
  * racing on one bucket can let a few extra events through; every suppressed
  * event is counted exactly.
  */
-static __always_inline bool rate_limited(struct report *r)
+static __always_inline bool rate_exceeded(struct report *r)
 {
 	__u32 zero = 0;
 	struct ts_filter_key *key;
@@ -531,11 +546,19 @@ static __always_inline bool rate_limited(struct report *r)
 	b->last_ns = now;
 	if (tokens < NSEC_PER_SEC) {
 		b->tokens = tokens;
-		count(TS_CNT_RATE_LIMITED);
 		return true;
 	}
 	b->tokens = tokens - NSEC_PER_SEC;
 	return false;
+}
+
+/* The rate limit for an event that is then suppressed, and counted so. */
+static __always_inline bool rate_limited(struct report *r)
+{
+	if (!rate_exceeded(r))
+		return false;
+	count(TS_CNT_RATE_LIMITED);
+	return true;
 }
 
 /*
@@ -568,6 +591,49 @@ static __always_inline void emit_event(struct report *r, struct ts_packet *pkt)
 		fill_devlink(e, r);
 	__builtin_memcpy(&e->pkt, pkt, sizeof(e->pkt));
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/*
+ * One of the first `exemplars` packets of a flow key never seen before (or
+ * forgotten by exemplar_seen): sent alone at once, with its exact time, and
+ * not counted into the table. False when the key has had its exemplars, or
+ * when the rate limit or a full ring buffer stands in the way: the packet is
+ * then counted into its flow like any other, so that no packet is lost for
+ * being an exemplar. CPUs racing on one new key may each send one more than
+ * `exemplars` (no fetching atomics before 5.12); each is counted once.
+ */
+static __always_inline bool send_exemplar(struct report *r, struct ts_event *e, struct ts_flow_key *key)
+{
+	__u32 *sent = bpf_map_lookup_elem(&exemplar_seen, key);
+	__u32 one = 1;
+
+	if (sent && *sent >= exemplars)
+		return false;
+	if (rate_exceeded(r))
+		return false;
+	if (sent) {
+		__sync_fetch_and_add(sent, 1);
+	} else {
+		/* Racing CPUs: one insert wins, the other finds it and adds. */
+		if (bpf_map_update_elem(&exemplar_seen, key, &one, BPF_NOEXIST)) {
+			sent = bpf_map_lookup_elem(&exemplar_seen, key);
+			if (!sent)
+				return false;
+			__sync_fetch_and_add(sent, 1);
+		}
+	}
+	fill_head(e, r);
+	e->flags |= TS_EV_EXEMPLAR;
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP)) {
+		/* Not sent: give the slot back, and let the caller count the packet. */
+		e->flags &= ~TS_EV_EXEMPLAR;
+		sent = bpf_map_lookup_elem(&exemplar_seen, key);
+		if (sent)
+			__sync_fetch_and_add(sent, -1);
+		return false;
+	}
+	count(TS_CNT_EXEMPLARS);
+	return true;
 }
 
 /*
@@ -616,6 +682,9 @@ static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
 		return;
 	flow = bpf_map_lookup_elem(table, &key);
 	if (!flow) {
+		/* A key in the table has had its exemplars: only new ones are asked. */
+		if (exemplars && send_exemplar(r, e, &key))
+			return;
 		fill_head(e, r);
 		fresh->packets = 1;
 		fresh->bytes = len;

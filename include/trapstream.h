@@ -77,6 +77,8 @@
 /* struct ts_event.flags */
 /* Sent alone (count 1) because the aggregation table had no room for its key. */
 #define TS_EV_AGG_OVERFLOW 1
+/* One of the first packets of a new flow key (-u --exemplars), sent alone (count 1) instead of counted. */
+#define TS_EV_EXEMPLAR 2
 
 /* Per-CPU counters (map `counters`), summed by user space. */
 #define TS_CNT_SEEN 0         /* tracepoint hits for an enabled source */
@@ -97,7 +99,8 @@
  * packet, already delivered as the trap. Not counted in SEEN.
  */
 #define TS_CNT_SDK_FREES 7
-#define TS_CNT_MAX 8
+#define TS_CNT_EXEMPLARS 8    /* packets sent alone as exemplars of a new flow (-u --exemplars) */
+#define TS_CNT_MAX 9
 
 /* Rate limiter buckets (map `rate_buckets`), keyed like filters: kind = source. */
 struct ts_rate_bucket {

@@ -149,6 +149,10 @@ pub struct Cli {
     #[arg(long = "channel-depth", value_name = "N", allow_negative_numbers = true)]
     pub channel_depth: Option<String>,
 
+    /// With -u: send the first N packets (1..=1000) of each new flow at once, each alone, and count the rest.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub exemplars: Option<String>,
+
     /// Keys each in-kernel flow table holds with -u [default: 1024].
     #[arg(long = "lru-size", alias = "lru_size", value_name = "N", allow_negative_numbers = true)]
     pub lru_size: Option<String>,

@@ -24,6 +24,9 @@ pub const MAX_UDP_PAYLOAD: usize = 65507;
 const MIN_DATAGRAM: usize = 64;
 /// Largest flow table: each key preallocates ~500 bytes of kernel memory.
 pub const MAX_FLOW_TABLE: usize = 1 << 20;
+/// Most exemplars per new flow: past a few the flow is no longer new, and
+/// every one is a full event on the ring buffer.
+pub const MAX_EXEMPLARS: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sources {
@@ -60,6 +63,8 @@ pub struct Config {
     pub trap_type_mask: u32,
     pub unique_interval: Option<Duration>,
     pub lru_size: u32,
+    /// -u only: the first this many packets of each new flow go out alone (0: off).
+    pub exemplars: u32,
     /// Events per second per trap; 0 = no limit.
     pub rate_limit: u64,
     pub retry_timeout: Duration,
@@ -185,6 +190,7 @@ struct FileConfig {
     ring_size: Option<Spanned<i64>>,
     channel_depth: Option<Spanned<i64>>,
     lru_size: Option<Spanned<i64>>,
+    exemplars: Option<Spanned<i64>>,
     transport: Option<Spanned<TransportArg>>,
     rate_limit: Option<Spanned<RateText>>,
     tcp_backlog: Option<Spanned<i64>>,
@@ -370,6 +376,20 @@ impl Config {
             4,
             MAX_FLOW_TABLE,
         )?;
+        let exemplars = match setting("--exemplars", &cli.exemplars, "exemplars", spanned(&parsed.exemplars))
+        {
+            None => 0,
+            Some(s) => {
+                let n = parse_count(&s, 1, MAX_EXEMPLARS)?;
+                if unique_interval.is_none() {
+                    // Exemplars are the first packets of flows that -u counts: alone they mean nothing.
+                    return Err(s.error(
+                        "needs -u (--unique-interval): exemplars are the first packets of counted flows",
+                    ));
+                }
+                n as u32
+            }
+        };
 
         let rate_limit =
             match setting("--rate-limit", &cli.rate_limit, "rate_limit", spanned(&parsed.rate_limit)) {
@@ -455,6 +475,7 @@ impl Config {
             trap_type_mask,
             unique_interval,
             lru_size: lru_size as u32,
+            exemplars,
             rate_limit,
             retry_timeout,
             stats_interval: (!stats.is_zero()).then_some(stats),

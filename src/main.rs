@@ -64,6 +64,7 @@ fn run() -> Result<()> {
         trap_type_mask: cfg.trap_type_mask,
         ring_size: cfg.ring_size,
         flow_capacity: cfg.unique_interval.map(|_| cfg.lru_size),
+        exemplars: cfg.exemplars,
         filters: cfg.filters.clone(),
         rate_limit: cfg.rate_limit,
         own_traffic: None,
@@ -176,7 +177,15 @@ fn run() -> Result<()> {
             _ => "skb drops",
         },
         match cfg.unique_interval {
-            Some(i) => format!(", counted per flow every {:?} in tables of {} keys", i, cfg.lru_size),
+            Some(i) => format!(
+                ", counted per flow every {:?} in tables of {} keys{}",
+                i,
+                cfg.lru_size,
+                match cfg.exemplars {
+                    0 => String::new(),
+                    n => format!(", the first {n} packets of each new flow at once"),
+                }
+            ),
             None => String::new(),
         },
         match &cfg.output {

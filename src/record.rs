@@ -190,13 +190,36 @@ pub struct FlowCount {
     /// Unix time in ns of the first and last packet.
     pub first_ns: u64,
     pub last_ns: u64,
-    /// Sent alone because the kernel's table had no room for its key.
-    pub overflow: bool,
+    /// Which kind of -u record this is.
+    pub kind: FlowKind,
+}
+
+/// What a -u record is: every one carries `count`, so that summing it over
+/// all of them gives the packets seen; this says how it came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    /// Packets counted into the kernel's table and drained.
+    Flow,
+    /// One packet sent alone because the table had no room for its key.
+    Overflow,
+    /// One of the first packets of a new flow, sent alone at once (--exemplars).
+    Exemplar,
+}
+
+impl FlowKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowKind::Flow => "flow",
+            FlowKind::Overflow => "overflow",
+            FlowKind::Exemplar => "exemplar",
+        }
+    }
 }
 
 // ABI constants, mirrored from include/trapstream.h (the skeleton carries types, not macros).
 const TS_KIND_EVENT: u8 = 1;
 const TS_EV_AGG_OVERFLOW: u8 = 1;
+const TS_EV_EXEMPLAR: u8 = 2;
 const TS_SOURCE_DEVLINK: u8 = 1;
 const TS_SOURCE_SKB: u8 = 2;
 const TS_SOURCE_TEST: u8 = 3;
@@ -257,15 +280,21 @@ pub fn decode(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
     let mut raw = abi::ts_event::default();
     plain::copy_from_bytes(&mut raw, &whole).map_err(|_| short())?;
     let mut rec = decode_event(&raw, boot_to_wall_ns)?;
-    if raw.flags & TS_EV_AGG_OVERFLOW != 0 {
-        rec.flow = Some(FlowCount {
-            packets: 1,
-            bytes: u64::from(rec.packet.len),
-            first_ns: rec.time_ns,
-            last_ns: rec.time_ns,
-            overflow: true,
-        });
-    }
+    let alone = if raw.flags & TS_EV_AGG_OVERFLOW != 0 {
+        Some(FlowKind::Overflow)
+    } else if raw.flags & TS_EV_EXEMPLAR != 0 {
+        Some(FlowKind::Exemplar)
+    } else {
+        None
+    };
+    // A -u packet sent alone is a flow of one, so that sums over counts hold.
+    rec.flow = alone.map(|kind| FlowCount {
+        packets: 1,
+        bytes: u64::from(rec.packet.len),
+        first_ns: rec.time_ns,
+        last_ns: rec.time_ns,
+        kind,
+    });
     Ok(rec)
 }
 
@@ -298,7 +327,7 @@ pub fn decode_flow(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
         bytes: raw.bytes,
         first_ns: wall(raw.first_ns),
         last_ns: wall(raw.last_ns),
-        overflow: false,
+        kind: FlowKind::Flow,
     });
     Ok(rec)
 }

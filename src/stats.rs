@@ -17,6 +17,8 @@ pub struct KernelCounters {
     pub aggregated: u64,
     /// Packets sent alone because the flow table was full (-u).
     pub overflow: u64,
+    /// Packets sent alone as the first of a new flow (-u --exemplars).
+    pub exemplars: u64,
     /// Events suppressed by --rate-limit.
     pub rate_limited: u64,
     /// Tracepoint hits never handled because a trapstream program was
@@ -149,7 +151,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Every counter by name, in a fixed order: what `trapstream_stats` carries.
-    pub fn fields(&self) -> [(&'static str, u64); 27] {
+    pub fn fields(&self) -> [(&'static str, u64); 28] {
         [
             ("seen", self.kernel.seen),
             ("nested", self.kernel.nested),
@@ -159,6 +161,7 @@ impl Snapshot {
             ("rate_limited", self.kernel.rate_limited),
             ("aggregated", self.kernel.aggregated),
             ("overflow", self.kernel.overflow),
+            ("exemplars", self.kernel.exemplars),
             ("read", self.read),
             ("decode_errors", self.decode_errors),
             ("channel_lost", self.channel_lost),
@@ -220,10 +223,11 @@ impl fmt::Display for Snapshot {
         if self.flushes > 0 || self.kernel.aggregated > 0 {
             write!(
                 f,
-                " aggregated={} overflow={} flushes={} early_flushes={} flow_records={} flow_packets={} \
-                 flow_packets_lost={}",
+                " aggregated={} overflow={} exemplars={} flushes={} early_flushes={} flow_records={} \
+                 flow_packets={} flow_packets_lost={}",
                 self.kernel.aggregated,
                 self.kernel.overflow,
+                self.kernel.exemplars,
                 self.flushes,
                 self.early_flushes,
                 self.flow_records,

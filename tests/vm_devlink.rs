@@ -232,6 +232,37 @@ fn check_kernel(version: &str) {
         );
     }
 
+    // 5b. Aggregation with exemplars: still devlink's counts, trap by trap,
+    // over exemplar and flow records together. netdevsim gives every packet
+    // random MACs and a random UDP source port, so each report is a new flow
+    // and goes out as an exemplar, unless the ring was full for it (then it
+    // is counted into its flow).
+    let stats = final_stats(&dir, "aggregate_exemplars");
+    let recs = records(&dir, "aggregate_exemplars");
+    let expected: BTreeMap<String, u64> = reported(&dir, "aggregate_exemplars")
+        .into_iter()
+        .filter(|(n, _)| !control.contains(n.as_str()))
+        .collect();
+    assert_eq!(per_trap(&recs), expected, "{version}: counts with exemplars; {stats}");
+    let exemplars: Vec<&Value> = recs.iter().filter(|r| r["aggregation"] == "exemplar").collect();
+    assert!(!exemplars.is_empty(), "{version}: every report is a new flow: {stats}");
+    assert_eq!(exemplars.len() as u64, counter(&stats, "exemplars"), "{stats}");
+    assert_eq!(counter(&stats, "aggregated"), counter(&stats, "flow_packets"), "{stats}");
+    assert_eq!(
+        counter(&stats, "aggregated") + counter(&stats, "exemplars"),
+        expected.values().sum::<u64>(),
+        "{version}: each report an exemplar or counted: {stats}"
+    );
+    for r in &recs {
+        check_record(r, &ports, &group_of);
+        let kind = r["aggregation"].as_str().expect("every -u record says its kind");
+        assert!(kind == "exemplar" || kind == "flow", "{r}");
+        if kind == "exemplar" {
+            assert_eq!((r["count"].as_u64(), r["bytes"].as_u64()), (Some(1), Some(142)), "{r}");
+            assert_eq!(r["firstSeen"], r["timestamp"], "an exemplar has its own time: {r}");
+        }
+    }
+
     // 6. The kernel's own drops: a reason only where the tracepoint has one (5.17+).
     let recs: Vec<Value> = records(&dir, "skb")
         .into_iter()

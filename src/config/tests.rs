@@ -244,3 +244,42 @@ fn tcp_transport_and_backlog() {
         "--tcp-backlog must be 0..=1073741824, got -1"
     );
 }
+
+#[test]
+fn exemplars_only_with_aggregation_and_in_range() {
+    assert_eq!(config(&["--stdout"]).unwrap().exemplars, 0, "off unless asked for");
+    assert_eq!(config(&["--stdout", "-u", "10", "--exemplars", "3"]).unwrap().exemplars, 3);
+    assert_eq!(config(&["--stdout", "-u", "10", "--exemplars", "1000"]).unwrap().exemplars, 1000);
+    let table: &[(&[&str], &str)] = &[
+        (
+            &["--stdout", "--exemplars", "3"],
+            "--exemplars needs -u (--unique-interval): exemplars are the first packets of counted flows",
+        ),
+        (&["--stdout", "-u", "10", "--exemplars", "0"], "--exemplars must be 1..=1000, got 0"),
+        (&["--stdout", "-u", "10", "--exemplars", "1001"], "--exemplars must be 1..=1000, got 1001"),
+        (&["--stdout", "-u", "10", "--exemplars", "-2"], "--exemplars must be 1..=1000, got -2"),
+        (&["--stdout", "-u", "10", "--exemplars", "few"], "--exemplars 'few' is not a whole number"),
+    ];
+    for (args, expected) in table {
+        assert_eq!(error(config(args)), *expected, "{args:?}");
+    }
+    let p = "/etc/trapstream/trapstream.toml";
+    assert_eq!(with_file("stdout = true\nunique_interval = 5\nexemplars = 2\n", &[]).unwrap().exemplars, 2);
+    assert_eq!(
+        error(with_file("stdout = true\nexemplars = 2\n", &[])),
+        format!(
+            "{p}: line 2: exemplars needs -u (--unique-interval): exemplars are the first packets of counted flows"
+        )
+    );
+    assert_eq!(
+        error(with_file("stdout = true\nunique_interval = 5\nexemplars = 5000\n", &[])),
+        format!("{p}: line 3: exemplars must be 1..=1000, got 5000")
+    );
+    // The flag overrides the file's value, and -u from the file counts for the flag.
+    assert_eq!(
+        with_file("stdout = true\nunique_interval = 5\nexemplars = 2\n", &["--exemplars", "7"])
+            .unwrap()
+            .exemplars,
+        7
+    );
+}

@@ -298,12 +298,23 @@ pub fn assert_ledger(final_line: &str) {
         "seen + flow_records = filtered + rate_limited + ring_lost + aggregated + read + decode_errors: {final_line}"
     );
     if final_line.contains(" flushes=") {
-        // -u: the ring carries only the packets no table had room for, and
-        // every packet counted into a table comes back out in a drain.
+        // -u: the ring carries only the packets no table had room for and
+        // the exemplars of new flows, and every packet counted into a table
+        // comes back out in a drain.
         assert_eq!(
-            c("overflow") + c("flow_records"),
+            c("seen"),
+            c("filtered")
+                + c("rate_limited")
+                + c("ring_lost")
+                + c("aggregated")
+                + c("overflow")
+                + c("exemplars"),
+            "seen = filtered + rate_limited + ring_lost + aggregated + overflow + exemplars: {final_line}"
+        );
+        assert_eq!(
+            c("overflow") + c("exemplars") + c("flow_records"),
             c("read") + c("decode_errors"),
-            "overflow + flow_records = read + decode_errors: {final_line}"
+            "overflow + exemplars + flow_records = read + decode_errors: {final_line}"
         );
         assert_eq!(c("flow_packets"), c("aggregated"), "flow_packets = aggregated: {final_line}");
     }
