@@ -36,6 +36,33 @@ pub enum Output {
     Udp { collector: SocketAddr },
     Tcp { collector: SocketAddr, backlog_bytes: usize },
     Stdout,
+    /// No record output: --pcap is the only one.
+    None,
+}
+
+/// Default bytes per packet: what the dissector copies anyway (TS_SNAP_LEN).
+pub const DEFAULT_SNAP_LEN: u32 = 256;
+/// Most bytes per packet (TS_RAW_MAX): each event's ring record grows by this much.
+pub const MAX_SNAP_LEN: u32 = 1024;
+/// Smallest --pcap-rotate-size: room for a header and a few packets.
+pub const MIN_ROTATE_SIZE: u64 = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PcapPath {
+    /// `-`: standard output, for a pipe.
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PcapConfig {
+    pub path: PcapPath,
+    /// Bytes of each packet the kernel copies, 1..=MAX_SNAP_LEN.
+    pub snap_len: u32,
+    /// Start a new file before one grows past this many bytes.
+    pub rotate_size: Option<u64>,
+    /// Files kept when rotating, the current one included.
+    pub rotate_files: usize,
 }
 
 /// Per-trap replacements for the built-in taxonomy texts.
@@ -71,6 +98,8 @@ pub struct Config {
     pub taxonomy: HashMap<String, TaxonomyOverride>,
     /// --check-config: validate, then exit.
     pub check_only: bool,
+    /// --pcap: the packets themselves, as pcapng.
+    pub pcap: Option<PcapConfig>,
 }
 
 /// Where a value came from, so that an error can point at it.
@@ -188,6 +217,10 @@ struct FileConfig {
     transport: Option<Spanned<TransportArg>>,
     rate_limit: Option<Spanned<RateText>>,
     tcp_backlog: Option<Spanned<i64>>,
+    pcap: Option<Spanned<String>>,
+    pcap_snaplen: Option<Spanned<i64>>,
+    pcap_rotate_size: Option<Spanned<i64>>,
+    pcap_rotate_files: Option<Spanned<i64>>,
     filters: Option<FileFilters>,
     taxonomy: Option<HashMap<String, FileTaxonomy>>,
 }
@@ -262,7 +295,12 @@ impl Config {
             setting("collector address", &cli.collector_ip, "collector_ip", spanned(&parsed.collector_ip));
         let collector_port =
             setting("COLLECTOR_PORT", &cli.collector_port, "collector_port", spanned(&parsed.collector_port));
+        let pcap = pcap_config(cli, &parsed, &setting)?;
+        if stdout && pcap.as_ref().is_some_and(|p| p.path == PcapPath::Stdout) {
+            return Err(usage("--pcap - writes the capture to standard output: it cannot take --stdout's records too"));
+        }
         let output = match (stdout, collector_ip, collector_port) {
+            (false, None, None) if pcap.is_some() => Output::None,
             (true, None, None) => Output::Stdout,
             (true, _, _) => return Err(usage("--stdout takes no collector address and port")),
             (false, Some(ip), Some(port)) => {
@@ -279,7 +317,7 @@ impl Config {
             }
             (false, Some(_), None) => return Err(usage("missing COLLECTOR_PORT after COLLECTOR_IP")),
             (false, None, _) => {
-                return Err(usage("a collector (COLLECTOR_IP COLLECTOR_PORT) or --stdout is required"))
+                return Err(usage("a collector (COLLECTOR_IP COLLECTOR_PORT), --stdout or --pcap is required"))
             }
         };
         let format = cli.format.or(parsed.format.as_ref().map(|f| *f.get_ref())).unwrap_or(Format::Json);
@@ -346,6 +384,11 @@ impl Config {
             Some(s) => Some(parse_seconds(&s, true)?),
             None => None,
         };
+        if output == Output::None && unique_interval.is_some() {
+            return Err(usage(
+                "-u counts packets without their bytes, which --pcap cannot show: give a collector or --stdout too",
+            ));
+        }
         let ring = setting("--ring-size", &cli.ring_size, "ring_size", spanned(&parsed.ring_size))
             .unwrap_or_else(|| Setting { text: "4194304".into(), origin: Origin::Flag("--ring-size") });
         let ring_size = parse_count(&ring, 4096, 1 << 30)?;
@@ -464,8 +507,66 @@ impl Config {
             filters,
             taxonomy,
             check_only: cli.check_config,
+            pcap,
         })
     }
+}
+
+type SettingFn<'s, 'a> = dyn Fn(
+        &'static str,
+        &Option<String>,
+        &'static str,
+        Option<(String, std::ops::Range<usize>)>,
+    ) -> Option<Setting<'a>>
+    + 's;
+
+/// --pcap and its companions; they are checked even without --pcap, as
+/// every setting is.
+fn pcap_config<'a>(cli: &Cli, parsed: &FileConfig, setting: &SettingFn<'_, 'a>) -> Result<Option<PcapConfig>> {
+    fn spanned<T: ToString>(v: &Option<Spanned<T>>) -> Option<(String, std::ops::Range<usize>)> {
+        v.as_ref().map(|v| (v.get_ref().to_string(), v.span()))
+    }
+    let snap = setting("--pcap-snaplen", &cli.pcap_snaplen, "pcap_snaplen", spanned(&parsed.pcap_snaplen));
+    let snap_len = match &snap {
+        Some(s) => parse_count(s, 1, MAX_SNAP_LEN as usize)? as u32,
+        None => DEFAULT_SNAP_LEN,
+    };
+    let size =
+        setting("--pcap-rotate-size", &cli.pcap_rotate_size, "pcap_rotate_size", spanned(&parsed.pcap_rotate_size));
+    let rotate_size = match &size {
+        Some(s) => Some(parse_count(s, MIN_ROTATE_SIZE as usize, 1 << 40)? as u64),
+        None => None,
+    };
+    let files = setting(
+        "--pcap-rotate-files",
+        &cli.pcap_rotate_files,
+        "pcap_rotate_files",
+        spanned(&parsed.pcap_rotate_files),
+    );
+    let rotate_files = match &files {
+        Some(s) => parse_count(s, 1, 100_000)?,
+        None => 10,
+    };
+    let Some(path) = setting("--pcap", &cli.pcap, "pcap", spanned(&parsed.pcap)) else {
+        for s in [&snap, &size, &files].into_iter().flatten() {
+            return Err(s.error("needs --pcap"));
+        }
+        return Ok(None);
+    };
+    let path = match path.text.as_str() {
+        "" => return Err(path.error("needs a file name, or - for standard output")),
+        "-" => PcapPath::Stdout,
+        text => PcapPath::File(PathBuf::from(text)),
+    };
+    if path == PcapPath::Stdout {
+        if let Some(s) = size.as_ref().or(files.as_ref()) {
+            return Err(s.error("rotates files: it does not apply to --pcap - (standard output)"));
+        }
+    }
+    if files.is_some() && size.is_none() {
+        return Err(usage("--pcap-rotate-files needs --pcap-rotate-size"));
+    }
+    Ok(Some(PcapConfig { path, snap_len, rotate_size, rotate_files }))
 }
 
 fn file_filters(f: &FileFilters, src: &Source_<'_>) -> Result<Filters> {

@@ -11,8 +11,10 @@ use crate::error::{Error, Result};
 use crate::taxonomy::Kind;
 
 mod packet;
+mod raw;
 mod sdk;
 pub use packet::*;
+pub use raw::{Link, RawFrame};
 pub use sdk::{AclDirection, AclRule, Latency, Occupancy, Wjh};
 
 /// A short string copied out of a kernel `char[N]`: NUL-terminated, maybe not UTF-8.
@@ -197,6 +199,7 @@ pub struct FlowCount {
 // ABI constants, mirrored from include/trapstream.h (the skeleton carries types, not macros).
 const TS_KIND_EVENT: u8 = 1;
 const TS_EV_AGG_OVERFLOW: u8 = 1;
+const TS_EV_RAW: u8 = 2;
 const TS_SOURCE_DEVLINK: u8 = 1;
 const TS_SOURCE_SKB: u8 = 2;
 const TS_SOURCE_TEST: u8 = 3;
@@ -240,6 +243,12 @@ fn trap_type_of(value: u8) -> Result<Kind> {
 /// Decode one ring-buffer record. `boot_to_wall_ns` converts CLOCK_BOOTTIME to
 /// Unix time (see `clock`).
 pub fn decode(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
+    decode_with_raw(bytes, boot_to_wall_ns).map(|(rec, _)| rec)
+}
+
+/// Decode one ring-buffer record and the packet's bytes it carries, if the
+/// kernel was asked for them (`--pcap`) and could locate them.
+pub fn decode_with_raw(bytes: &[u8], boot_to_wall_ns: i64) -> Result<(Record, Option<RawFrame>)> {
     if bytes.len() < EVENT_SIZE {
         return Err(Error::RecordSize { len: bytes.len(), expected: EVENT_SIZE });
     }
@@ -256,7 +265,11 @@ pub fn decode(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
             overflow: true,
         });
     }
-    Ok(rec)
+    let raw = match raw.flags & TS_EV_RAW {
+        0 => None,
+        _ => raw::decode_raw(&bytes[EVENT_SIZE..])?,
+    };
+    Ok((rec, raw))
 }
 
 /// The packet count of a drained flow-table value, readable even when the

@@ -49,6 +49,8 @@ pub struct CaptureConfig {
     pub rate_limit: u64,
     /// trapstream's own datagrams (local address, collector): their drops are not reported.
     pub own_traffic: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+    /// --pcap: packet bytes each event carries (0: none, the events stay headers only).
+    pub raw_snap_len: u32,
 }
 
 /// What the running kernel offers, read from its BTF.
@@ -118,6 +120,7 @@ impl<'obj> Capture<'obj> {
         rodata.flow_capacity = cfg.flow_capacity.unwrap_or(1);
         rodata.rate_limit = cfg.rate_limit;
         rodata.track_sdk_copies = cfg.sources.devlink && cfg.sources.skb;
+        rodata.raw_snap_len = cfg.raw_snap_len;
         if let Some((local, collector)) = cfg.own_traffic {
             rodata.self_sport = local.port();
             rodata.self_dport = collector.port();

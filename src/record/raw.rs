@@ -1,0 +1,58 @@
+//! The packet's own bytes, when the kernel copied them (`--pcap`): what
+//! follows `struct ts_event` in a record flagged `TS_EV_RAW`.
+
+use crate::abi;
+use crate::error::{Error, Result};
+
+/// `struct ts_raw.link` (TS_RAW_LINK_*).
+const TS_RAW_LINK_ETHER: u8 = 1;
+const TS_RAW_LINK_IP: u8 = 2;
+const RAW_HEADER_SIZE: usize = 16;
+const _: () = assert!(std::mem::size_of::<abi::ts_raw>() == RAW_HEADER_SIZE);
+
+/// Where a frame's bytes start, which decides how a reader decodes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Link {
+    /// At the Ethernet header.
+    Ethernet,
+    /// At the IPv4 or IPv6 header: devices without one (tun, ipip, GRE in IP mode).
+    Ip,
+}
+
+/// The captured bytes of one packet, as it was on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    pub link: Link,
+    /// The packet's length, of which `bytes` is the captured start.
+    pub orig_len: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// The bytes after the event, or None when the kernel could locate none.
+/// `tail` is the record past `struct ts_event`.
+pub(super) fn decode_raw(tail: &[u8]) -> Result<Option<RawFrame>> {
+    let size_error = || Error::RecordSize { len: tail.len(), expected: RAW_HEADER_SIZE };
+    let header = tail.get(..RAW_HEADER_SIZE).ok_or_else(size_error)?;
+    let mut raw = abi::ts_raw::default();
+    plain::copy_from_bytes(&mut raw, header).map_err(|_| size_error())?;
+    let cap = usize::from(raw.cap_len);
+    let bytes = tail
+        .get(RAW_HEADER_SIZE..RAW_HEADER_SIZE + cap)
+        .ok_or(Error::RecordSize { len: tail.len(), expected: RAW_HEADER_SIZE + cap })?;
+    let link = match raw.link {
+        TS_RAW_LINK_ETHER => Link::Ethernet,
+        TS_RAW_LINK_IP => Link::Ip,
+        _ => return Ok(None),
+    };
+    let mut frame = RawFrame { link, orig_len: raw.orig_len.max(raw.cap_len.into()), bytes: bytes.to_vec() };
+    // A tag the device kept in skb metadata was on the wire after the two
+    // MAC addresses: put it back, as a capture on the port would show it.
+    if raw.vlan_accel != 0 && link == Link::Ethernet && frame.bytes.len() >= 12 {
+        let mut tag = [0u8; 4];
+        tag[..2].copy_from_slice(&raw.vlan_tpid.to_be_bytes());
+        tag[2..].copy_from_slice(&raw.vlan_tci.to_be_bytes());
+        frame.bytes.splice(12..12, tag);
+        frame.orig_len = frame.orig_len.saturating_add(4);
+    }
+    Ok(Some(frame))
+}
