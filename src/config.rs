@@ -33,8 +33,13 @@ pub struct Sources {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    Udp { collector: SocketAddr },
-    Tcp { collector: SocketAddr, backlog_bytes: usize },
+    Udp {
+        collector: SocketAddr,
+    },
+    Tcp {
+        collector: SocketAddr,
+        backlog_bytes: usize,
+    },
     Stdout,
     /// No record output: --pcap is the only one.
     None,
@@ -297,7 +302,9 @@ impl Config {
             setting("COLLECTOR_PORT", &cli.collector_port, "collector_port", spanned(&parsed.collector_port));
         let pcap = pcap_config(cli, &parsed, &setting)?;
         if stdout && pcap.as_ref().is_some_and(|p| p.path == PcapPath::Stdout) {
-            return Err(usage("--pcap - writes the capture to standard output: it cannot take --stdout's records too"));
+            return Err(usage(
+                "--pcap - writes the capture to standard output: it cannot take --stdout's records too",
+            ));
         }
         let output = match (stdout, collector_ip, collector_port) {
             (false, None, None) if pcap.is_some() => Output::None,
@@ -317,7 +324,9 @@ impl Config {
             }
             (false, Some(_), None) => return Err(usage("missing COLLECTOR_PORT after COLLECTOR_IP")),
             (false, None, _) => {
-                return Err(usage("a collector (COLLECTOR_IP COLLECTOR_PORT), --stdout or --pcap is required"))
+                return Err(usage(
+                    "a collector (COLLECTOR_IP COLLECTOR_PORT), --stdout or --pcap is required",
+                ))
             }
         };
         let format = cli.format.or(parsed.format.as_ref().map(|f| *f.get_ref())).unwrap_or(Format::Json);
@@ -522,7 +531,11 @@ type SettingFn<'s, 'a> = dyn Fn(
 
 /// --pcap and its companions; they are checked even without --pcap, as
 /// every setting is.
-fn pcap_config<'a>(cli: &Cli, parsed: &FileConfig, setting: &SettingFn<'_, 'a>) -> Result<Option<PcapConfig>> {
+fn pcap_config<'a>(
+    cli: &Cli,
+    parsed: &FileConfig,
+    setting: &SettingFn<'_, 'a>,
+) -> Result<Option<PcapConfig>> {
     fn spanned<T: ToString>(v: &Option<Spanned<T>>) -> Option<(String, std::ops::Range<usize>)> {
         v.as_ref().map(|v| (v.get_ref().to_string(), v.span()))
     }
@@ -531,8 +544,12 @@ fn pcap_config<'a>(cli: &Cli, parsed: &FileConfig, setting: &SettingFn<'_, 'a>) 
         Some(s) => parse_count(s, 1, MAX_SNAP_LEN as usize)? as u32,
         None => DEFAULT_SNAP_LEN,
     };
-    let size =
-        setting("--pcap-rotate-size", &cli.pcap_rotate_size, "pcap_rotate_size", spanned(&parsed.pcap_rotate_size));
+    let size = setting(
+        "--pcap-rotate-size",
+        &cli.pcap_rotate_size,
+        "pcap_rotate_size",
+        spanned(&parsed.pcap_rotate_size),
+    );
     let rotate_size = match &size {
         Some(s) => Some(parse_count(s, MIN_ROTATE_SIZE as usize, 1 << 40)? as u64),
         None => None,
@@ -548,7 +565,7 @@ fn pcap_config<'a>(cli: &Cli, parsed: &FileConfig, setting: &SettingFn<'_, 'a>) 
         None => 10,
     };
     let Some(path) = setting("--pcap", &cli.pcap, "pcap", spanned(&parsed.pcap)) else {
-        for s in [&snap, &size, &files].into_iter().flatten() {
+        if let Some(s) = snap.iter().chain(&size).chain(&files).next() {
             return Err(s.error("needs --pcap"));
         }
         return Ok(None);

@@ -13,10 +13,10 @@ use trapstream::config::{Config, Output};
 use trapstream::encode::{Context, Encoder};
 use trapstream::error::{Error, Result};
 use trapstream::netdb::NetDb;
+use trapstream::pcap;
 use trapstream::record;
 use trapstream::sender::{self, Item, SenderConfig};
 use trapstream::stats::{Snapshot, Stats};
-use trapstream::pcap;
 use trapstream::transport::{Framing, NullSink, Packer, Sink, StdoutSink, TcpSink, UdpSink};
 
 /// How long the poll thread sleeps when the ring buffer is empty.
@@ -114,7 +114,10 @@ fn run() -> Result<()> {
     let pcap_writer = match &cfg.pcap {
         None => None,
         Some(p) => Some(pcap::Writer::open(p).map_err(|e| {
-            Error::Usage(format!("--pcap {}: {e}", cli.pcap.as_deref().unwrap_or("(from the configuration file)")))
+            Error::Usage(format!(
+                "--pcap {}: {e}",
+                cli.pcap.as_deref().unwrap_or("(from the configuration file)")
+            ))
         })?),
     };
 
@@ -206,10 +209,13 @@ fn run() -> Result<()> {
             Output::Stdout => "stdout".into(),
             Output::None => "no records".into(),
         } + &match &cfg.pcap {
-            Some(p) => format!(", packets as pcapng to {}", match &p.path {
-                trapstream::config::PcapPath::Stdout => "standard output".to_string(),
-                trapstream::config::PcapPath::File(path) => path.display().to_string(),
-            }),
+            Some(p) => format!(
+                ", packets as pcapng to {}",
+                match &p.path {
+                    trapstream::config::PcapPath::Stdout => "standard output".to_string(),
+                    trapstream::config::PcapPath::File(path) => path.display().to_string(),
+                }
+            ),
             None => String::new(),
         }
     );

@@ -21,7 +21,8 @@ pub fn pcap_comment(ctx: &Context, rec: &Record, out: &mut String) {
                 s.drop_reason.replace('"', "'")
             );
             if s.devlink_device {
-                let _ = write!(out, " devlinkDevice={}/{}", trap.bus_name.as_str(), trap.device_name.as_str());
+                let _ =
+                    write!(out, " devlinkDevice={}/{}", trap.bus_name.as_str(), trap.device_name.as_str());
             }
             if let Some(cookie) = trap.cookie {
                 out.push_str(" cookie=0x");
@@ -37,20 +38,13 @@ pub fn pcap_comment(ctx: &Context, rec: &Record, out: &mut String) {
             let _ = write!(out, "skbDropReason={}", s.drop_reason);
         }
     }
-    let _ = write!(
-        out,
-        " dropType={} severity={} message={}",
-        s.drop_type, s.severity, s.message
-    );
+    let _ = write!(out, " dropType={} severity={} message={}", s.drop_type, s.severity, s.message);
     if let Some(port) = s.egress_port {
         let _ = write!(out, " egressPort={port}");
     }
     // Kernel names and operator overrides may hold control characters or
     // quotes: one packet, one line, its quoted value closed where it ends.
-    let cleaned: String = out[start..]
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
+    let cleaned: String = out[start..].chars().map(|c| if c.is_control() { '?' } else { c }).collect();
     out.truncate(start);
     out.push_str(&cleaned);
 }

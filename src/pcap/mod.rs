@@ -41,6 +41,8 @@ struct PortKey {
     netns: u32,
     ifindex: u32,
     name: String,
+    /// Sent by this host: the port is the one it was leaving by.
+    outbound: bool,
 }
 
 pub struct Writer {
@@ -178,7 +180,9 @@ impl Writer {
                 let committed = self.committed;
                 self.ports.retain(|_, id| *id < committed);
                 if self.out.is_stream() && e.kind() == std::io::ErrorKind::BrokenPipe {
-                    tracing::warn!("pcap: the reader of the capture left: {packets} packets lost, no more written");
+                    tracing::warn!(
+                        "pcap: the reader of the capture left: {packets} packets lost, no more written"
+                    );
                     self.dead = true;
                 } else {
                     self.report(&format!("writing the capture: {e}"), packets);
@@ -203,18 +207,18 @@ impl Writer {
     }
 }
 
+/// The port a packet is filed under: where it came in, or for a packet this
+/// host sent (no ingress) the device it was leaving by.
 fn port_key(rec: &Record, link: Link) -> PortKey {
     let devlink = match &rec.origin {
         Origin::Devlink(t) => Some((t.bus_name.as_str().to_string(), t.device_name.as_str().to_string())),
         Origin::Skb(_) => None,
     };
-    PortKey {
-        link,
-        devlink,
-        netns: rec.ingress.netns_ino,
-        ifindex: rec.ingress.ifindex,
-        name: rec.ingress.name.as_str().to_string(),
-    }
+    let (name, ifindex, outbound) = match &rec.egress {
+        Some(e) if rec.ingress.ifindex == 0 => (e.name.as_str().to_string(), e.ifindex, true),
+        _ => (rec.ingress.name.as_str().to_string(), rec.ingress.ifindex, false),
+    };
+    PortKey { link, devlink, netns: rec.ingress.netns_ino, ifindex, name, outbound }
 }
 
 /// `if_name` is the port's name; the rest goes in `if_description`.
@@ -224,7 +228,9 @@ fn describe(key: &PortKey) -> String {
         Some(_) => "devlink trap reports".to_string(),
         None => "kernel drops (skb:kfree_skb)".to_string(),
     };
-    if key.name.is_empty() {
+    if key.outbound {
+        text.push_str(", sent by this host, leaving here");
+    } else if key.name.is_empty() {
         text.push_str(if key.ifindex == 0 { ", sent by this host" } else { ", no device name" });
     }
     if key.ifindex != 0 {

@@ -12,7 +12,11 @@ pub enum Target {
     Stdout,
     /// PATH is the file being written; PATH.1 the one before it, up to
     /// PATH.(files-1). `rotate_size` None: one file that only grows.
-    File { path: PathBuf, rotate_size: Option<u64>, files: usize },
+    File {
+        path: PathBuf,
+        rotate_size: Option<u64>,
+        files: usize,
+    },
 }
 
 pub struct Output {
@@ -50,9 +54,7 @@ impl Output {
     /// there is something in it to rotate away.
     pub fn must_rotate(&self, more: u64) -> bool {
         match self.target {
-            Target::File { rotate_size: Some(limit), .. } => {
-                self.packets > 0 && self.written + more > limit
-            }
+            Target::File { rotate_size: Some(limit), .. } => self.packets > 0 && self.written + more > limit,
             _ => false,
         }
     }

@@ -56,3 +56,45 @@ pub(super) fn decode_raw(tail: &[u8]) -> Result<Option<RawFrame>> {
     }
     Ok(Some(frame))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail(link: u8, accel: Option<(u16, u16)>, bytes: &[u8], orig_len: u32) -> Vec<u8> {
+        let mut t = Vec::new();
+        t.extend_from_slice(&orig_len.to_ne_bytes());
+        t.extend_from_slice(&(bytes.len() as u16).to_ne_bytes());
+        t.push(link);
+        t.push(accel.is_some() as u8);
+        let (tpid, tci) = accel.unwrap_or((0, 0));
+        t.extend_from_slice(&tpid.to_ne_bytes());
+        t.extend_from_slice(&tci.to_ne_bytes());
+        t.extend_from_slice(&[0; 4]);
+        t.extend_from_slice(bytes);
+        t
+    }
+
+    #[test]
+    fn a_tag_from_skb_metadata_goes_back_after_the_mac_addresses() {
+        let frame: Vec<u8> = (0..20).collect();
+        let got = decode_raw(&tail(TS_RAW_LINK_ETHER, Some((0x8100, 0x2064)), &frame, 60)).unwrap().unwrap();
+        assert_eq!(got.link, Link::Ethernet);
+        assert_eq!(got.orig_len, 64, "the tag is on the wire");
+        assert_eq!(&got.bytes[..12], &frame[..12]);
+        assert_eq!(&got.bytes[12..16], &[0x81, 0x00, 0x20, 0x64]);
+        assert_eq!(&got.bytes[16..], &frame[12..]);
+    }
+
+    #[test]
+    fn ip_frames_keep_their_bytes_and_nothing_located_is_no_frame() {
+        let packet = [0x45u8, 0, 0, 20];
+        let got = decode_raw(&tail(TS_RAW_LINK_IP, Some((0x8100, 5)), &packet, 20)).unwrap().unwrap();
+        assert_eq!((got.link, got.orig_len, got.bytes.as_slice()), (Link::Ip, 20, &packet[..]));
+        assert_eq!(decode_raw(&tail(0, None, &[], 0)).unwrap(), None);
+        // A captured length past the record is an error, not a read past it.
+        let mut short = tail(TS_RAW_LINK_IP, None, &packet, 20);
+        short.truncate(short.len() - 1);
+        assert!(decode_raw(&short).is_err());
+    }
+}
