@@ -55,25 +55,14 @@ fn parse_line(line: &str) -> Seen {
 }
 
 fn tshark_command() -> Command {
-    // Not as root: tshark then warns that it runs as root; with no home its
-    // personal preferences (none) are not looked for.
-    let mut c = Command::new("setpriv");
-    c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "tshark", "-n", "-T", "fields"])
-        .env("HOME", "/nonexistent")
-        .env("XDG_CONFIG_HOME", "/nonexistent");
-    for f in FIELDS {
-        c.args(["-e", f]);
-    }
-    c
+    common::tshark(&FIELDS)
 }
 
-/// tshark's reading of a capture file: exit 0 and not a word on stderr.
 fn tshark_file(path: &Path) -> Vec<Seen> {
-    let out = tshark_command().arg("-r").arg(path).output().expect("run tshark (is it installed?)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "tshark -r {}: {}: {stderr}", path.display(), out.status);
-    assert!(stderr.trim().is_empty(), "tshark warned about {}: {stderr}", path.display());
-    String::from_utf8_lossy(&out.stdout).lines().map(parse_line).collect()
+    common::tshark_file(path, &FIELDS)
+        .into_iter()
+        .map(|row| Seen(FIELDS.iter().copied().zip(row).collect()))
+        .collect()
 }
 
 /// A capture file in a directory tshark (running as nobody) can read.

@@ -597,6 +597,33 @@ pub fn ip_udp_packet(
     p
 }
 
+/// `tshark -T fields` with these fields, run as nobody: as root tshark
+/// warns that it runs as root, and with no home it has no personal
+/// preferences to read (or to warn about). Add `-r FILE` or `-r -`.
+pub fn tshark(fields: &[&str]) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "tshark", "-n", "-T", "fields"])
+        .env("HOME", "/nonexistent")
+        .env("XDG_CONFIG_HOME", "/nonexistent");
+    for f in fields {
+        c.args(["-e", f]);
+    }
+    c
+}
+
+/// tshark's reading of a capture file, one Vec of `fields` per packet:
+/// it must exit 0 without a word on stderr.
+pub fn tshark_file(path: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let out = tshark(fields).arg("-r").arg(path).output().expect("run tshark (is it installed?)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tshark -r {}: {}: {stderr}", path.display(), out.status);
+    assert!(stderr.trim().is_empty(), "tshark warned about {}: {stderr}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
 /// A command that must succeed.
 pub fn run_cmd(cmd: &[&str]) {
     run(cmd);
