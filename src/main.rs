@@ -255,7 +255,7 @@ fn run() -> Result<()> {
                     .spawn_scoped(scope, || {
                         // With no other output, a reader that leaves ends trapstream.
                         let failed = (!records_out).then_some(&output_failed);
-                        writer.run(rx, &ctx, &stats, failed)
+                        writer.run(rx, &ctx, &stats, &stop, failed)
                     })
                     .map_err(Error::io("starting the pcap thread"))?,
             ),

@@ -512,3 +512,42 @@ fn bad_pcap_settings_are_one_line_and_status_2() {
         assert!(lines[0].contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// A reader that stops reading (a paused Wireshark): the capture waits for
+/// it, but SIGTERM still ends trapstream within seconds, the packets it
+/// could not write counted lost.
+#[test]
+fn a_stalled_reader_does_not_keep_trapstream_from_exiting() {
+    let hosts = Hosts::new();
+    let cfg = TempConfig::only_netns(&hosts.ns_b);
+    let mut ts = Trapstream::start_with_stdout(
+        &[
+            "--source",
+            "skb",
+            "--config",
+            cfg.arg(),
+            "--pcap",
+            "-",
+            "--pcap-snaplen",
+            "1024",
+            "--stats-interval",
+            "0",
+        ],
+        Stdio::piped(),
+    );
+    // Held open and never read: the pipe (64 KiB) fills.
+    let _unread = ts.child.stdout.take().expect("stdout");
+    let ports: Vec<u16> = (0..200).map(|i| 48000 + i).collect();
+    for chunk in ports.chunks(20) {
+        hosts.udp_to_closed_ports(&hosts.v4_b, chunk, 900);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(ts.child.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    let (status, stats) = ts.wait_exit(Duration::from_secs(10));
+    assert_eq!(status, 0, "{stats}");
+    assert!(started.elapsed() < Duration::from_secs(6), "exit took {:?}", started.elapsed());
+    assert!(counter(&stats, "pcap_lost") > 0, "{stats}");
+    assert!(counter(&stats, "pcap_written") > 0, "what fit in the pipe was written: {stats}");
+}

@@ -86,30 +86,39 @@ impl Writer {
     /// counted in `pcap_lost`. A stream whose reader left (EPIPE) takes no
     /// more: with no other output, `failed` is raised so that trapstream
     /// ends as `--stdout | head` does.
-    pub fn run(mut self, rx: Receiver<Frame>, ctx: &Context, stats: &Stats, failed: Option<&AtomicBool>) {
+    /// `stop` is raised when trapstream shuts down: a stream then waits for
+    /// its reader only briefly.
+    pub fn run(
+        mut self,
+        rx: Receiver<Frame>,
+        ctx: &Context,
+        stats: &Stats,
+        stop: &AtomicBool,
+        failed: Option<&AtomicBool>,
+    ) {
         loop {
             match rx.recv_timeout(IDLE) {
-                Ok(frame) => self.add(ctx, stats, &frame),
+                Ok(frame) => self.add(ctx, stats, stop, &frame),
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             while self.packets < MAX_BATCH as u64 {
                 match rx.try_recv() {
-                    Ok(frame) => self.add(ctx, stats, &frame),
+                    Ok(frame) => self.add(ctx, stats, stop, &frame),
                     Err(_) => break,
                 }
             }
-            self.flush(stats);
+            self.flush(stats, stop);
             if self.dead {
                 if let Some(failed) = failed {
                     failed.store(true, Ordering::Release);
                 }
             }
         }
-        self.flush(stats);
+        self.flush(stats, stop);
     }
 
-    fn add(&mut self, ctx: &Context, stats: &Stats, frame: &Frame) {
+    fn add(&mut self, ctx: &Context, stats: &Stats, stop: &AtomicBool, frame: &Frame) {
         if self.dead {
             Stats::add(&stats.pcap_lost, 1);
             return;
@@ -120,7 +129,7 @@ impl Writer {
         // a file is rotated before it, never after it grew past the limit.
         let bound = 512 + frame.raw.bytes.len() as u64 + self.comment.len() as u64;
         if self.out.must_rotate(self.blocks.len() as u64 + bound) {
-            self.flush(stats);
+            self.flush(stats, stop);
             self.ports.clear();
             self.committed = 0;
             if let Err(e) = self.out.rotate() {
@@ -153,7 +162,7 @@ impl Writer {
         self.packets += 1;
     }
 
-    fn flush(&mut self, stats: &Stats) {
+    fn flush(&mut self, stats: &Stats, stop: &AtomicBool) {
         if self.blocks.is_empty() {
             return;
         }
@@ -164,9 +173,9 @@ impl Writer {
             let mut all = Vec::with_capacity(self.blocks.len() + 64);
             block::section_header(&mut all, concat!("trapstream ", env!("CARGO_PKG_VERSION")));
             all.extend_from_slice(&self.blocks);
-            self.out.write(&all, packets)
+            self.out.write(&all, packets, stop)
         } else {
-            self.out.write(&self.blocks, packets)
+            self.out.write(&self.blocks, packets, stop)
         };
         self.blocks.clear();
         match result {

@@ -5,8 +5,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 pub enum Target {
     Stdout,
@@ -34,7 +36,11 @@ impl Output {
     /// cannot be written is reported before capture starts.
     pub fn open(target: Target) -> io::Result<Output> {
         let out = match &target {
-            Target::Stdout => io::stdout().as_fd().try_clone_to_owned().map(File::from)?,
+            Target::Stdout => {
+                let out = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+                set_nonblocking(&out)?;
+                out
+            }
             Target::File { path, .. } => create(path)?,
         };
         Ok(Output { target, out: Some(out), written: 0, packets: 0 })
@@ -83,7 +89,10 @@ impl Output {
 
     /// Write whole blocks holding `packets` packets; on failure the file is
     /// cut back to its length before, and the error says why.
-    pub fn write(&mut self, blocks: &[u8], packets: u64) -> io::Result<()> {
+    /// A stream waits for a slow reader, but not past `stop` plus a grace
+    /// period: a reader that stopped reading must not keep trapstream from
+    /// exiting.
+    pub fn write(&mut self, blocks: &[u8], packets: u64, stop: &AtomicBool) -> io::Result<()> {
         if self.out.is_none() {
             if let Target::File { path, .. } = &self.target {
                 self.out = Some(create(path)?);
@@ -95,7 +104,8 @@ impl Output {
         let Some(out) = self.out.as_mut() else {
             return Err(io::Error::from(io::ErrorKind::BrokenPipe));
         };
-        match out.write_all(blocks) {
+        let written = if stream { write_stream(out, blocks, stop) } else { out.write_all(blocks) };
+        match written {
             Ok(()) => {
                 self.written += blocks.len() as u64;
                 self.packets += packets;
@@ -115,6 +125,50 @@ impl Output {
             }
         }
     }
+}
+
+/// How long a stream may block trapstream's exit once it was asked to stop.
+const STREAM_GRACE: Duration = Duration::from_secs(2);
+
+/// Set the stream's open file description non-blocking, so that a write
+/// waits in poll(2), where it can give up, rather than in write(2).
+fn set_nonblocking(out: &File) -> io::Result<()> {
+    let fd = out.as_raw_fd();
+    // SAFETY: fcntl on a file descriptor this File owns; F_GETFL/F_SETFL take
+    // and return plain integers.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// All of `blocks` to a non-blocking stream, waiting for room as long as
+/// the reader takes, until STREAM_GRACE after `stop`.
+fn write_stream(out: &mut File, blocks: &[u8], stop: &AtomicBool) -> io::Result<()> {
+    let mut done = 0;
+    let mut stopping_since: Option<Instant> = None;
+    while done < blocks.len() {
+        match out.write(&blocks[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if stop.load(Ordering::Acquire) {
+                    let since = *stopping_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > STREAM_GRACE {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "the reader stopped reading"));
+                    }
+                }
+                let mut pfd = libc::pollfd { fd: out.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one valid pollfd for the call's duration.
+                unsafe { libc::poll(&mut pfd, 1, 200) };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn create(path: &Path) -> io::Result<File> {
