@@ -188,10 +188,11 @@ impl Writer {
                 // The interfaces described in the lost blocks are not in the file.
                 let committed = self.committed;
                 self.ports.retain(|_, id| *id < committed);
-                if self.out.is_stream() && e.kind() == std::io::ErrorKind::BrokenPipe {
-                    tracing::warn!(
-                        "pcap: the reader of the capture left: {packets} packets lost, no more written"
-                    );
+                if self.out.is_stream() {
+                    // A stream cannot be cut back: after a failed write (the
+                    // reader gone, or cut off mid-block at exit) nothing can
+                    // follow that a reader could parse.
+                    tracing::warn!("pcap: writing the capture: {e}: {packets} packets lost, no more written");
                     self.dead = true;
                 } else {
                     self.report(&format!("writing the capture: {e}"), packets);
