@@ -551,3 +551,33 @@ fn a_stalled_reader_does_not_keep_trapstream_from_exiting() {
     assert!(counter(&stats, "pcap_lost") > 0, "{stats}");
     assert!(counter(&stats, "pcap_written") > 0, "what fit in the pipe was written: {stats}");
 }
+
+/// `--pcap -` onto a full device next to a collector: the capture's losses
+/// are counted and logged, and the records still reach the collector.
+#[test]
+fn a_full_stream_loses_the_capture_but_not_the_records() {
+    let hosts = Hosts::new();
+    let cfg = TempConfig::only_netns(&hosts.ns_b);
+    let collector = Collector::bind("127.0.0.1:0");
+    let port = collector.port().to_string();
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let mut ts = Trapstream::start_with_stdout(
+        &["--source", "skb", "--config", cfg.arg(), "--pcap", "-", "-i", "0.1", "127.0.0.1", &port],
+        Stdio::from(full),
+    );
+    let ports = [49000, 49001, 49002, 49003];
+    hosts.udp_to_closed_ports(&hosts.v4_b, &ports, 10);
+    let line = ts.wait_for_log("pcap: writing the capture:", Duration::from_secs(10));
+    assert!(line.contains("No space left on device"), "{line}");
+    let mut datagrams = collector.receive_until(Duration::from_secs(10), |got| {
+        records(got).iter().filter(|r| r["skbDropReason"] == "NO_SOCKET").count() >= ports.len()
+    });
+    let (status, _, stats) = ts.stop();
+    collector.drain(&mut datagrams);
+    assert_eq!(status, 0, "{stats}");
+    let ours = records(&datagrams).iter().filter(|r| r["skbDropReason"] == "NO_SOCKET").count();
+    assert_eq!(ours, ports.len(), "{stats}");
+    assert_eq!(counter(&stats, "pcap_written"), 0, "{stats}");
+    assert_eq!(counter(&stats, "pcap_lost"), counter(&stats, "pcap_frames"), "{stats}");
+    assert!(counter(&stats, "pcap_lost") >= ports.len() as u64, "{stats}");
+}
