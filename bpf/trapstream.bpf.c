@@ -10,6 +10,7 @@
 #include <bpf/bpf_endian.h>
 #include "trapstream.h"
 #include "dissect.h"
+#include "raw.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -43,6 +44,11 @@ const volatile __u64 rate_limit = 0;
 const volatile bool track_sdk_copies = false;
 /* -u: the first this many packets of each new flow key go out at once, alone; 0 = off. */
 const volatile __u32 exemplars = 0;
+/*
+ * --pcap: packet bytes each event carries (<= TS_RAW_MAX); 0, the default,
+ * copies none and reserves no room for them.
+ */
+const volatile __u32 raw_snap_len = 0;
 
 /*
  * Shared with user space through the mmap'ed .bss. User space flips
@@ -61,6 +67,7 @@ __u32 sdk_seen;
  * it costs no extra map.
  */
 const volatile struct ts_event ts_event_abi = {};
+const volatile struct ts_raw ts_raw_abi = {};
 const volatile struct ts_flow_key ts_flow_key_abi = {};
 const volatile struct ts_flow ts_flow_abi = {};
 const volatile struct ts_filter_key ts_filter_key_abi = {};
@@ -562,6 +569,30 @@ static __always_inline bool rate_limited(struct report *r)
 }
 
 /*
+ * An event with the packet's bytes (--pcap). Always the whole struct
+ * ts_event: the room is sized by raw_snap_len, which the verifier reads as
+ * the constant it was set to before load.
+ */
+static __always_inline void emit_event_raw(struct report *r, struct ts_packet *pkt)
+{
+	__u32 snap = raw_snap_len;
+	struct ts_raw_event *re;
+
+	if (snap > TS_RAW_MAX)
+		snap = TS_RAW_MAX;
+	re = bpf_ringbuf_reserve(&events, sizeof(struct ts_event) + sizeof(struct ts_raw) + snap, 0);
+	if (!re) {
+		count(TS_CNT_RB_LOST);
+		return;
+	}
+	fill_head(&re->e, r);
+	re->e.flags |= TS_EV_RAW;
+	__builtin_memcpy(&re->e.pkt, pkt, sizeof(re->e.pkt));
+	copy_raw(r->skb, r->source == TS_SOURCE_DEVLINK, &re->raw, re->bytes, snap);
+	bpf_ringbuf_submit(re, BPF_RB_NO_WAKEUP);
+}
+
+/*
  * One event per packet. Every reason not to emit (filters, own traffic, the
  * rate limit) is decided first, so that a storm of filtered or suppressed
  * events never takes ring buffer space and `ring_lost` counts only events
@@ -577,6 +608,10 @@ static __always_inline void emit_event(struct report *r, struct ts_packet *pkt)
 	}
 	if (rate_limited(r))
 		return;
+	if (raw_snap_len) {
+		emit_event_raw(r, pkt);
+		return;
+	}
 	/* Constant sizes per branch: the verifier checks each against its writes. */
 	if (r->source == TS_SOURCE_DEVLINK)
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);

@@ -161,6 +161,23 @@ pub struct Cli {
     #[arg(long = "rate-limit", alias = "rate_limit", value_name = "N/s", allow_hyphen_values = true)]
     pub rate_limit: Option<String>,
 
+    /// Also write the packets themselves as pcapng to PATH, or to standard output with `-`
+    /// (e.g. `--pcap - | wireshark -k -i -`); with `-` no collector is needed.
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
+    pub pcap: Option<String>,
+
+    /// Bytes of each packet --pcap captures, 1..=1024 [default: 256, what the dissector reads].
+    #[arg(long = "pcap-snaplen", value_name = "BYTES", allow_negative_numbers = true)]
+    pub pcap_snaplen: Option<String>,
+
+    /// Start a new --pcap file before the current one grows past BYTES (at least 4096) [default: never].
+    #[arg(long = "pcap-rotate-size", value_name = "BYTES", allow_negative_numbers = true)]
+    pub pcap_rotate_size: Option<String>,
+
+    /// Files --pcap-rotate-size keeps, the current one included: PATH, PATH.1, ... [default: 10].
+    #[arg(long = "pcap-rotate-files", value_name = "N", allow_negative_numbers = true)]
+    pub pcap_rotate_files: Option<String>,
+
     /// TOML configuration file; flags override it.
     #[arg(short = 'c', long, value_name = "PATH")]
     pub config: Option<std::path::PathBuf>,

@@ -36,9 +36,16 @@ pub struct Sources {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    Udp { collector: SocketAddr },
-    Tcp { collector: SocketAddr, backlog_bytes: usize },
+    Udp {
+        collector: SocketAddr,
+    },
+    Tcp {
+        collector: SocketAddr,
+        backlog_bytes: usize,
+    },
     Stdout,
+    /// No record output: --pcap is the only one.
+    None,
 }
 
 /// Per-trap replacements for the built-in taxonomy texts.
@@ -76,6 +83,8 @@ pub struct Config {
     pub taxonomy: HashMap<String, TaxonomyOverride>,
     /// --check-config: validate, then exit.
     pub check_only: bool,
+    /// --pcap: the packets themselves, as pcapng.
+    pub pcap: Option<PcapConfig>,
 }
 
 /// Where a value came from, so that an error can point at it.
@@ -194,6 +203,10 @@ struct FileConfig {
     transport: Option<Spanned<TransportArg>>,
     rate_limit: Option<Spanned<RateText>>,
     tcp_backlog: Option<Spanned<i64>>,
+    pcap: Option<Spanned<String>>,
+    pcap_snaplen: Option<Spanned<i64>>,
+    pcap_rotate_size: Option<Spanned<i64>>,
+    pcap_rotate_files: Option<Spanned<i64>>,
     filters: Option<FileFilters>,
     taxonomy: Option<HashMap<String, FileTaxonomy>>,
 }
@@ -268,7 +281,14 @@ impl Config {
             setting("collector address", &cli.collector_ip, "collector_ip", spanned(&parsed.collector_ip));
         let collector_port =
             setting("COLLECTOR_PORT", &cli.collector_port, "collector_port", spanned(&parsed.collector_port));
+        let pcap = pcap::pcap_config(cli, &parsed, &setting)?;
+        if stdout && pcap.as_ref().is_some_and(|p| p.path == PcapPath::Stdout) {
+            return Err(usage(
+                "--pcap - writes the capture to standard output: it cannot take --stdout's records too",
+            ));
+        }
         let output = match (stdout, collector_ip, collector_port) {
+            (false, None, None) if pcap.is_some() => Output::None,
             (true, None, None) => Output::Stdout,
             (true, _, _) => return Err(usage("--stdout takes no collector address and port")),
             (false, Some(ip), Some(port)) => {
@@ -285,7 +305,9 @@ impl Config {
             }
             (false, Some(_), None) => return Err(usage("missing COLLECTOR_PORT after COLLECTOR_IP")),
             (false, None, _) => {
-                return Err(usage("a collector (COLLECTOR_IP COLLECTOR_PORT) or --stdout is required"))
+                return Err(usage(
+                    "a collector (COLLECTOR_IP COLLECTOR_PORT), --stdout or --pcap is required",
+                ))
             }
         };
         let format = cli.format.or(parsed.format.as_ref().map(|f| *f.get_ref())).unwrap_or(Format::Json);
@@ -352,6 +374,11 @@ impl Config {
             Some(s) => Some(parse_seconds(&s, true)?),
             None => None,
         };
+        if output == Output::None && unique_interval.is_some() {
+            return Err(usage(
+                "-u counts packets without their bytes, which --pcap cannot show: give a collector or --stdout too",
+            ));
+        }
         let ring = setting("--ring-size", &cli.ring_size, "ring_size", spanned(&parsed.ring_size))
             .unwrap_or_else(|| Setting { text: "4194304".into(), origin: Origin::Flag("--ring-size") });
         let ring_size = parse_count(&ring, 4096, 1 << 30)?;
@@ -485,6 +512,7 @@ impl Config {
             filters,
             taxonomy,
             check_only: cli.check_config,
+            pcap,
         })
     }
 }
@@ -567,6 +595,9 @@ fn default_device_ip(output: &Output) -> IpAddr {
         .map(|a| a.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
+
+mod pcap;
+pub use pcap::{PcapConfig, PcapPath, DEFAULT_SNAP_LEN, MAX_SNAP_LEN, MIN_ROTATE_SIZE};
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,8 @@
 //! drops, dissected in eBPF and streamed to a collector.
 //!
 //! Data flows one way: `capture` (BPF programs, ring buffer) → `record`
-//! (decode into owned records) → channel → `sender` (`encode` + `transport`).
+//! (decode into owned records) → channel → `sender` (`encode` + `transport`),
+//! and with --pcap a second channel → `pcap` (pcapng files or a pipe).
 //! `config` turns flags into validated settings; `stats` accounts for every
 //! event.
 
@@ -15,6 +16,7 @@ pub mod encode;
 pub mod error;
 mod inthash;
 pub mod netdb;
+pub mod pcap;
 pub mod record;
 pub mod sender;
 pub mod stats;

@@ -13,10 +13,11 @@ use trapstream::config::{Config, Output};
 use trapstream::encode::{Context, Encoder};
 use trapstream::error::{Error, Result};
 use trapstream::netdb::NetDb;
+use trapstream::pcap;
 use trapstream::record;
 use trapstream::sender::{self, Item, SenderConfig};
 use trapstream::stats::{Snapshot, Stats};
-use trapstream::transport::{Framing, Packer, Sink, StdoutSink, TcpSink, UdpSink};
+use trapstream::transport::{Framing, NullSink, Packer, Sink, StdoutSink, TcpSink, UdpSink};
 
 /// How long the poll thread sleeps when the ring buffer is empty.
 const POLL_IDLE: Duration = Duration::from_millis(5);
@@ -68,6 +69,7 @@ fn run() -> Result<()> {
         filters: cfg.filters.clone(),
         rate_limit: cfg.rate_limit,
         own_traffic: None,
+        raw_snap_len: cfg.pcap.as_ref().map_or(0, |p| p.snap_len),
     };
     // Errors first, so that bad input stays one line; then what is legal
     // but matches nothing.
@@ -107,12 +109,23 @@ fn run() -> Result<()> {
         }
         // One record per line; writes are grouped but never split a line.
         Output::Stdout => (Box::new(StdoutSink::new()), Framing::Lines, 1 << 16),
+        Output::None => (Box::new(NullSink), Framing::Lines, 1 << 16),
+    };
+    // Opened now, so that a path that cannot be written is one line before capture starts.
+    let pcap_writer = match &cfg.pcap {
+        None => None,
+        Some(p) => Some(pcap::Writer::open(p).map_err(|e| {
+            Error::Usage(format!(
+                "--pcap {}: {e}",
+                cli.pcap.as_deref().unwrap_or("(from the configuration file)")
+            ))
+        })?),
     };
 
     let mut storage = MaybeUninit::uninit();
     let mut capture = Capture::load(&capture_cfg, support, &ctx.drop_reasons, &mut storage)?;
 
-    let stats = std::sync::Arc::new(Stats::default());
+    let stats = std::sync::Arc::new(Stats::with_pcap(cfg.pcap.as_ref().map(|_| cfg.output == Output::None)));
     let clock = std::sync::Arc::new(BootToWall::new());
     let (tx, rx) = crossbeam_channel::bounded(cfg.channel_depth);
     // The main thread's handle, for streaming the counters.
@@ -149,14 +162,25 @@ fn run() -> Result<()> {
             })
         }
     };
+    let (pcap_tx, pcap_rx) = match &pcap_writer {
+        Some(_) => {
+            let (tx, rx) = crossbeam_channel::bounded(cfg.channel_depth);
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    let records_out = cfg.output != Output::None;
     let ring = {
         let (stats, clock) = (stats.clone(), clock.clone());
         capture.ring_buffer(move |bytes: &[u8]| {
-            match record::decode(bytes, clock.get()) {
-                Ok(rec) => {
+            match record::decode_with_raw(bytes, clock.get()) {
+                Ok((rec, raw)) => {
                     Stats::add(&stats.read, 1);
+                    if let Some(pcap_tx) = &pcap_tx {
+                        pcap::route(pcap_tx, &rec, raw, &stats);
+                    }
                     // Never block the poll thread: a full channel is a counted loss.
-                    if tx.try_send(Item::Record(rec)).is_err() {
+                    if records_out && tx.try_send(Item::Record(rec)).is_err() {
                         Stats::add(&stats.channel_lost, 1);
                     }
                 }
@@ -192,6 +216,16 @@ fn run() -> Result<()> {
             Output::Udp { collector } => format!("udp://{collector}"),
             Output::Tcp { collector, .. } => format!("tcp://{collector}"),
             Output::Stdout => "stdout".into(),
+            Output::None => "no records".into(),
+        } + &match &cfg.pcap {
+            Some(p) => format!(
+                ", packets as pcapng to {}",
+                match &p.path {
+                    trapstream::config::PcapPath::Stdout => "standard output".to_string(),
+                    trapstream::config::PcapPath::File(path) => path.display().to_string(),
+                }
+            ),
+            None => String::new(),
         }
     );
 
@@ -223,6 +257,19 @@ fn run() -> Result<()> {
                 sender::run(rx, &ctx, encoder, packer, sink.as_mut(), &sender_cfg, &stats, &output_failed)
             })
             .map_err(Error::io("starting the sender thread"))?;
+        let pcap_thread = match (pcap_writer, pcap_rx) {
+            (Some(writer), Some(rx)) => Some(
+                thread::Builder::new()
+                    .name("pcap".into())
+                    .spawn_scoped(scope, || {
+                        // With no other output, a reader that leaves ends trapstream.
+                        let failed = (!records_out).then_some(&output_failed);
+                        writer.run(rx, &ctx, &stats, &stop, failed)
+                    })
+                    .map_err(Error::io("starting the pcap thread"))?,
+            ),
+            _ => None,
+        };
 
         let mut next_stats = cfg.stats_interval.map(|i| Instant::now() + i);
         loop {
@@ -256,7 +303,12 @@ fn run() -> Result<()> {
         // The last handle to the channel: the sender drains it and exits.
         drop(stats_tx);
         let sent = sender.join().unwrap_or_else(|_| Err(Error::Usage("sender thread panicked".into())));
-        polled.and(sent)
+        // Its channel closed with the ring buffer: it has written or counted everything.
+        let captured = match pcap_thread {
+            Some(t) => t.join().map_err(|_| Error::Usage("pcap thread panicked".into())),
+            None => Ok(()),
+        };
+        polled.and(sent).and(captured)
     });
     log_stats(&capture, &stats, "final");
     outcome

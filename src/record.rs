@@ -11,8 +11,10 @@ use crate::error::{Error, Result};
 use crate::taxonomy::Kind;
 
 mod packet;
+mod raw;
 mod sdk;
 pub use packet::*;
+pub use raw::{Link, RawFrame};
 pub use sdk::{AclDirection, AclRule, Latency, Occupancy, Wjh};
 
 /// A short string copied out of a kernel `char[N]`: NUL-terminated, maybe not UTF-8.
@@ -220,6 +222,7 @@ impl FlowKind {
 const TS_KIND_EVENT: u8 = 1;
 const TS_EV_AGG_OVERFLOW: u8 = 1;
 const TS_EV_EXEMPLAR: u8 = 2;
+const TS_EV_RAW: u8 = 4;
 const TS_SOURCE_DEVLINK: u8 = 1;
 const TS_SOURCE_SKB: u8 = 2;
 const TS_SOURCE_TEST: u8 = 3;
@@ -266,6 +269,12 @@ fn trap_type_of(value: u8) -> Result<Kind> {
 /// Decode one ring-buffer record. `boot_to_wall_ns` converts CLOCK_BOOTTIME to
 /// Unix time (see `clock`).
 pub fn decode(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
+    decode_with_raw(bytes, boot_to_wall_ns).map(|(rec, _)| rec)
+}
+
+/// Decode one ring-buffer record and the packet's bytes it carries, if the
+/// kernel was asked for them (`--pcap`) and could locate them.
+pub fn decode_with_raw(bytes: &[u8], boot_to_wall_ns: i64) -> Result<(Record, Option<RawFrame>)> {
     // A kernel drop's record stops before the devlink fields, which stay
     // zero here; a devlink trap's is whole.
     let source = bytes.get(1).copied();
@@ -295,7 +304,12 @@ pub fn decode(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
         last_ns: rec.time_ns,
         kind,
     });
-    Ok(rec)
+    let raw = match raw.flags & TS_EV_RAW {
+        0 => None,
+        // Raw bytes follow only a whole event: a short record saying so is malformed.
+        _ => raw::decode_raw(bytes.get(EVENT_SIZE..).ok_or(Error::RecordSize { len: bytes.len(), expected: EVENT_SIZE })?)?,
+    };
+    Ok((rec, raw))
 }
 
 /// The packet count of a drained flow-table value, readable even when the

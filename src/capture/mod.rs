@@ -51,6 +51,8 @@ pub struct CaptureConfig {
     pub rate_limit: u64,
     /// trapstream's own datagrams (local address, collector): their drops are not reported.
     pub own_traffic: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+    /// --pcap: packet bytes each event carries (0: none, the events stay headers only).
+    pub raw_snap_len: u32,
 }
 
 /// What the running kernel offers, read from its BTF.
@@ -121,6 +123,7 @@ impl<'obj> Capture<'obj> {
         rodata.rate_limit = cfg.rate_limit;
         rodata.exemplars = if cfg.flow_capacity.is_some() { cfg.exemplars } else { 0 };
         rodata.track_sdk_copies = cfg.sources.devlink && cfg.sources.skb;
+        rodata.raw_snap_len = cfg.raw_snap_len;
         if let Some((local, collector)) = cfg.own_traffic {
             rodata.self_sport = local.port();
             rodata.self_dport = collector.port();

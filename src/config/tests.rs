@@ -93,6 +93,26 @@ fn threshold_is_a_trap_type_in_flags_and_file() {
 }
 
 #[test]
+fn pcap_alone_is_an_output_and_its_settings_come_from_flags_or_file() {
+    let c = config(&["--pcap", "-"]).unwrap();
+    assert_eq!(c.output, Output::None);
+    let p = c.pcap.unwrap();
+    assert_eq!((p.path, p.snap_len, p.rotate_size), (PcapPath::Stdout, 256, None));
+    let c = config(&["--pcap", "/tmp/x.pcapng", "--pcap-snaplen", "1024", "127.0.0.1", "9"]).unwrap();
+    assert!(matches!(c.output, Output::Udp { .. }), "a collector and --pcap at once");
+    assert_eq!(c.pcap.unwrap().snap_len, 1024);
+    let c = with_file(
+        "pcap = \"/tmp/y.pcapng\"\npcap_snaplen = 96\npcap_rotate_size = 65536\npcap_rotate_files = 3\n",
+        &["--stdout"],
+    )
+    .unwrap();
+    let p = c.pcap.unwrap();
+    assert_eq!(p.path, PcapPath::File("/tmp/y.pcapng".into()));
+    assert_eq!((p.snap_len, p.rotate_size, p.rotate_files), (96, Some(65536), 3));
+    assert!(config(&["--stdout"]).unwrap().pcap.is_none());
+}
+
+#[test]
 fn bad_flags_are_one_line_and_status_2() {
     let table: &[(&[&str], &str)] = &[
         (&["300.1.1.1", "8094"], "collector address '300.1.1.1' is not an IPv4 or IPv6 address"),
@@ -107,7 +127,23 @@ fn bad_flags_are_one_line_and_status_2() {
         (&["--ring-size", "5000", "--stdout"], "--ring-size must be a power of two, got 5000"),
         (&["--lru-size", "0", "--stdout"], "--lru-size must be 4..=1048576, got 0"),
         (&["-d", "nope", "127.0.0.1", "1"], "--device-ip 'nope' is not an IPv4 or IPv6 address"),
-        (&[], "a collector (COLLECTOR_IP COLLECTOR_PORT) or --stdout is required"),
+        (&[], "a collector (COLLECTOR_IP COLLECTOR_PORT), --stdout or --pcap is required"),
+        (&["--pcap", "-", "--stdout"], "--pcap - writes the capture to standard output: it cannot take --stdout's records too"),
+        (&["--pcap", ""], "--pcap needs a file name, or - for standard output"),
+        (&["--pcap", "x", "--pcap-snaplen", "0"], "--pcap-snaplen must be 1..=1024, got 0"),
+        (&["--pcap", "x", "--pcap-snaplen", "1025"], "--pcap-snaplen must be 1..=1024, got 1025"),
+        (&["--pcap-snaplen", "64", "--stdout"], "--pcap-snaplen needs --pcap"),
+        (&["--pcap", "x", "--pcap-rotate-size", "100"], "--pcap-rotate-size must be 4096..=1099511627776, got 100"),
+        (
+            &["--pcap", "-", "--pcap-rotate-size", "100000"],
+            "--pcap-rotate-size rotates files: it does not apply to --pcap - (standard output)",
+        ),
+        (&["--pcap", "x", "--pcap-rotate-files", "3"], "--pcap-rotate-files needs --pcap-rotate-size"),
+        (&["--pcap", "x", "--pcap-rotate-size", "8192", "--pcap-rotate-files", "0"], "--pcap-rotate-files must be 1..=100000, got 0"),
+        (
+            &["--pcap", "x", "-u", "1"],
+            "-u counts packets without their bytes, which --pcap cannot show: give a collector or --stdout too",
+        ),
         (&["127.0.0.1"], "missing COLLECTOR_PORT after COLLECTOR_IP"),
         (&["--stdout", "127.0.0.1", "1"], "--stdout takes no collector address and port"),
         (&["-f", "text", "127.0.0.1", "1"], "-f text is for --stdout only; collectors take json or influx"),

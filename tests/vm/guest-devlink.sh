@@ -131,3 +131,8 @@ printf '[filters]\nexclude_trap_names = ["fid_miss"]\ninclude_netns = [%s]\n' \
 DURING="skb_drops 7301 7302 7303"
 run filter_names 1.5 --stdout --source all -c /tmp/names.toml
 DURING=
+# 8. The packets themselves as pcapng next to --stdout's records; the host
+# reads the file with tshark.
+devlink trap set "$DEV" trap blackhole_route action trap
+run pcap 1.5 --stdout --source devlink --pcap "$R/pcap.pcapng"
+devlink trap set "$DEV" trap blackhole_route action drop
