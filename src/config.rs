@@ -39,6 +39,7 @@ pub enum Output {
     Udp { collector: SocketAddr },
     Tcp { collector: SocketAddr, backlog_bytes: usize },
     Stdout,
+    Terminal, // `trapstream top`: a live view in this terminal, no stream
 }
 
 /// Per-trap replacements for the built-in taxonomy texts.
@@ -76,6 +77,8 @@ pub struct Config {
     pub taxonomy: HashMap<String, TaxonomyOverride>,
     /// --check-config: validate, then exit.
     pub check_only: bool,
+    /// `trapstream top`: the window its rates are averaged over.
+    pub top_window: Option<Duration>,
 }
 
 /// Where a value came from, so that an error can point at it.
@@ -269,6 +272,9 @@ impl Config {
         let collector_port =
             setting("COLLECTOR_PORT", &cli.collector_port, "collector_port", spanned(&parsed.collector_port));
         let output = match (stdout, collector_ip, collector_port) {
+            // The file's output keys are the service's: `top -c` with the
+            // service's file takes its capture settings and filters only.
+            _ if cli.top.is_some() => Output::Terminal,
             (true, None, None) => Output::Stdout,
             (true, _, _) => return Err(usage("--stdout takes no collector address and port")),
             (false, Some(ip), Some(port)) => {
@@ -289,7 +295,7 @@ impl Config {
             }
         };
         let format = cli.format.or(parsed.format.as_ref().map(|f| *f.get_ref())).unwrap_or(Format::Json);
-        if format == Format::Text && output != Output::Stdout {
+        if format == Format::Text && !matches!(output, Output::Stdout | Output::Terminal) {
             return Err(usage("-f text is for --stdout only; collectors take json or influx"));
         }
 
@@ -464,6 +470,17 @@ impl Config {
             }
         }
 
+        let top_window = match &cli.top {
+            None => None,
+            Some(top) => {
+                let window = Setting {
+                    text: top.window.clone().unwrap_or_else(|| "10".into()),
+                    origin: Origin::Flag("--window"),
+                };
+                Some(Duration::from_secs(parse_count(&window, 1, 3600)? as u64))
+            }
+        };
+
         Ok(Config {
             output,
             format,
@@ -485,6 +502,7 @@ impl Config {
             filters,
             taxonomy,
             check_only: cli.check_config,
+            top_window,
         })
     }
 }

@@ -4,7 +4,7 @@
 //! Data flows one way: `capture` (BPF programs, ring buffer) → `record`
 //! (decode into owned records) → channel → `sender` (`encode` + `transport`).
 //! `config` turns flags into validated settings; `stats` accounts for every
-//! event.
+//! event. `top` takes the sender's place for the live terminal view.
 
 pub mod abi;
 pub mod capture;
@@ -19,6 +19,7 @@ pub mod record;
 pub mod sender;
 pub mod stats;
 pub mod taxonomy;
+pub mod top;
 pub mod transport;
 
 pub use error::{Error, Result};
