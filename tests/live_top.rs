@@ -340,6 +340,27 @@ fn ctrl_c_and_sigterm_quit_and_give_the_terminal_back() {
     top.assert_quit_cleanly(&tmux, &progs);
 }
 
+/// Under -u the kernel counts per flow; a flow record counts its packets.
+#[test]
+fn aggregated_flow_records_count_their_packets() {
+    let hosts = Hosts::new();
+    let cfg = only_drops_to_b(&hosts);
+    let tmux = Tmux::start("agg");
+    let top = Top::start(&tmux, &format!("--source skb -u 1 -c {}", cfg.arg()));
+    let progs = top.prog_ids();
+    assert!(tmux.screen().contains("(packets)"), "{}", tmux.screen());
+    let sock = hosts.socket_in_a();
+    let sport = sock.local_addr().expect("addr").port();
+    assert_eq!(hosts.udp_flood(&sock, &hosts.v4_b, &[40700], 6, 16, None), 6);
+    tmux.wait_for("NO_SOCKET with total 6", |s| shows_total(s, "NO_SOCKET", 6));
+    tmux.keys(&["v", "v"]);
+    let flow = format!("udp {}:{sport} > {}:40700", hosts.v4_a, hosts.v4_b);
+    tmux.wait_for("the flow with 6 packets", |s| flow_total(s, &flow) == Some(6));
+    tmux.keys(&["q"]);
+    let final_line = top.assert_quit_cleanly(&tmux, &progs);
+    assert_eq!(counter(&final_line, "flow_packets"), 6, "{final_line}");
+}
+
 #[test]
 fn without_a_terminal_top_says_so_in_one_line() {
     // Standard output a pipe.

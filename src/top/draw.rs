@@ -112,17 +112,13 @@ fn ledger_line(s: &Snapshot) -> Line<'static> {
     let fields = s.fields();
     let get = |name: &str| fields.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v);
     let lost = get("lost");
-    let mut text = format!(
-        " seen {} shown {} lost {} (ring {} chan {} other {}) filtered {} limited {}",
-        get("seen"),
-        get("sent"),
-        lost,
-        get("ring_lost"),
-        get("channel_lost"),
-        lost - get("ring_lost") - get("channel_lost"),
-        get("filtered"),
-        get("rate_limited"),
-    );
+    let mut text = format!(" seen {} shown {} lost {}", get("seen"), get("sent"), lost);
+    // Where the losses were, once there are any: 80 columns hold little.
+    if lost > 0 {
+        let (ring, chan) = (get("ring_lost"), get("channel_lost"));
+        text.push_str(&format!(" (ring {ring} chan {chan} other {})", lost.saturating_sub(ring + chan)));
+    }
+    text.push_str(&format!(" filtered {} limited {}", get("filtered"), get("rate_limited")));
     if s.kernel.aggregated > 0 || s.flushes > 0 {
         text.push_str(&format!(" aggregated {}", get("aggregated")));
     }
