@@ -188,6 +188,7 @@ const TOP_FLAGS: &[&str] = &[
     "source",
     "trap_types",
     "unique_interval",
+    "exemplars",
     "lru_size",
     "rate_limit",
     "ring_size",

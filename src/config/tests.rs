@@ -293,9 +293,10 @@ fn top_takes_the_service_file_for_its_filters_not_its_output() {
     assert_eq!(c.top_window, Some(Duration::from_secs(10)));
     assert_eq!(c.sources, Sources { devlink: false, skb: true });
     assert_eq!(c.filters.include_reasons, ["NO_SOCKET"]);
-    let c = config(&["top", "--source", "all", "--window", "3", "-u", "2"]).unwrap();
+    let c = config(&["top", "--source", "all", "--window", "3", "-u", "2", "--exemplars", "4"]).unwrap();
     assert_eq!(c.top_window, Some(Duration::from_secs(3)));
     assert_eq!(c.unique_interval, Some(Duration::from_secs(2)));
+    assert_eq!(c.exemplars, 4);
     // Streaming is unchanged by the subcommand's existence.
     assert_eq!(config(&["--stdout"]).unwrap().top_window, None);
 }
