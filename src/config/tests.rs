@@ -286,8 +286,8 @@ fn exemplars_only_with_aggregation_and_in_range() {
 
 #[test]
 fn top_takes_the_service_file_for_its_filters_not_its_output() {
-    let file = "collector_ip = \"192.0.2.10\"\ncollector_port = 8094\nformat = \"influx\"\nsource = \"skb\"\n\
-                [filters]\ninclude_reasons = [\"NO_SOCKET\"]\n";
+    let file = "collector_ip = \"192.0.2.10\"\ncollector_port = 8094\nformat = \"influx\"\n\
+                source = \"skb\"\n[filters]\ninclude_reasons = [\"NO_SOCKET\"]\n";
     let c = with_file(file, &["top"]).unwrap();
     assert_eq!(c.output, Output::Terminal);
     assert_eq!(c.top_window, Some(Duration::from_secs(10)));
