@@ -46,6 +46,7 @@ pub enum Output {
     Stdout,
     /// No record output: --pcap is the only one.
     None,
+    Terminal, // `trapstream top`: a live view in this terminal, no stream
 }
 
 /// Per-trap replacements for the built-in taxonomy texts.
@@ -85,6 +86,8 @@ pub struct Config {
     pub check_only: bool,
     /// --pcap: the packets themselves, as pcapng.
     pub pcap: Option<PcapConfig>,
+    /// `trapstream top`: the window its rates are averaged over.
+    pub top_window: Option<Duration>,
 }
 
 /// Where a value came from, so that an error can point at it.
@@ -282,12 +285,17 @@ impl Config {
         let collector_port =
             setting("COLLECTOR_PORT", &cli.collector_port, "collector_port", spanned(&parsed.collector_port));
         let pcap = pcap::pcap_config(cli, &parsed, &setting)?;
+        // Under top, a --pcap key in the file is the service's output too.
+        let pcap = if cli.top.is_some() { None } else { pcap };
         if stdout && pcap.as_ref().is_some_and(|p| p.path == PcapPath::Stdout) {
             return Err(usage(
                 "--pcap - writes the capture to standard output: it cannot take --stdout's records too",
             ));
         }
         let output = match (stdout, collector_ip, collector_port) {
+            // The file's output keys are the service's: `top -c` with the
+            // service's file takes its capture settings and filters only.
+            _ if cli.top.is_some() => Output::Terminal,
             (false, None, None) if pcap.is_some() => Output::None,
             (true, None, None) => Output::Stdout,
             (true, _, _) => return Err(usage("--stdout takes no collector address and port")),
@@ -311,7 +319,7 @@ impl Config {
             }
         };
         let format = cli.format.or(parsed.format.as_ref().map(|f| *f.get_ref())).unwrap_or(Format::Json);
-        if format == Format::Text && output != Output::Stdout {
+        if format == Format::Text && !matches!(output, Output::Stdout | Output::Terminal) {
             return Err(usage("-f text is for --stdout only; collectors take json or influx"));
         }
 
@@ -491,6 +499,17 @@ impl Config {
             }
         }
 
+        let top_window = match &cli.top {
+            None => None,
+            Some(top) => {
+                let window = Setting {
+                    text: top.window.clone().unwrap_or_else(|| "10".into()),
+                    origin: Origin::Flag("--window"),
+                };
+                Some(Duration::from_secs(parse_count(&window, 1, 3600)? as u64))
+            }
+        };
+
         Ok(Config {
             output,
             format,
@@ -513,6 +532,7 @@ impl Config {
             taxonomy,
             check_only: cli.check_config,
             pcap,
+            top_window,
         })
     }
 }

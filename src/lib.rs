@@ -5,7 +5,7 @@
 //! (decode into owned records) → channel → `sender` (`encode` + `transport`),
 //! and with --pcap a second channel → `pcap` (pcapng files or a pipe).
 //! `config` turns flags into validated settings; `stats` accounts for every
-//! event.
+//! event. `top` takes the sender's place for the live terminal view.
 
 pub mod abi;
 pub mod capture;
@@ -21,6 +21,7 @@ pub mod record;
 pub mod sender;
 pub mod stats;
 pub mod taxonomy;
+pub mod top;
 pub mod transport;
 
 pub use error::{Error, Result};

@@ -17,6 +17,7 @@ use trapstream::pcap;
 use trapstream::record;
 use trapstream::sender::{self, Item, SenderConfig};
 use trapstream::stats::{Snapshot, Stats};
+use trapstream::top;
 use trapstream::transport::{Framing, NullSink, Packer, Sink, StdoutSink, TcpSink, UdpSink};
 
 /// How long the poll thread sleeps when the ring buffer is empty.
@@ -40,15 +41,28 @@ fn main() {
 fn run() -> Result<()> {
     let cli = cli::parse(std::env::args_os())?;
     let cfg = Config::load(&cli)?;
+    if cfg.top_window.is_some() && !cfg.check_only {
+        top::check_terminal()?;
+    }
     let level = if cfg.verbose { tracing::Level::DEBUG } else { tracing::Level::INFO };
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_max_level(level).init();
+    let log = tracing_subscriber::fmt().with_target(false).with_max_level(level);
+    // top owns the terminal: its log waits until the terminal is given back.
+    let held_log = cfg.top_window.map(|_| top::HeldLog::new());
+    match held_log.clone() {
+        Some(held) => log.with_writer(move || held.clone()).init(),
+        None => log.with_writer(std::io::stderr).init(),
+    }
     // libbpf's own messages (verifier logs among them) are many lines: they go
     // to the log at debug level (-v) so that a failure is one line by default.
     libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, libbpf_log)));
 
     // Before any thread starts, so that every thread inherits the mask and
     // only the main thread's sigtimedwait sees SIGINT/SIGTERM.
-    let signals = SignalSet::block(&[libc::SIGINT, libc::SIGTERM])?;
+    // top also ends cleanly when its terminal goes away (SSH hang-up).
+    let signals = match cfg.top_window {
+        None => SignalSet::block(&[libc::SIGINT, libc::SIGTERM])?,
+        Some(_) => SignalSet::block(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?,
+    };
 
     let btf = libbpf_rs::btf::Btf::from_vmlinux().map_err(|e| {
         Error::Environment(format!(
@@ -93,23 +107,25 @@ fn run() -> Result<()> {
         drop_reasons,
         taxonomy: cfg.taxonomy.clone(),
     };
-    let (mut sink, framing, max_datagram): (Box<dyn Sink + Send>, Framing, usize) = match &cfg.output {
+    let (mut sink, framing, max_datagram): (Option<Box<dyn Sink + Send>>, _, _) = match &cfg.output {
         Output::Udp { collector } => {
             let framing = if cfg.format == Format::Json { Framing::JsonArray } else { Framing::Lines };
             let sink = UdpSink::connect(*collector)
                 .map_err(Error::io(format!("opening a UDP socket to {collector}")))?;
             let local = sink.local_addr().map_err(Error::io("reading the UDP socket's address"))?;
             capture_cfg.own_traffic = Some((local, *collector));
-            (Box::new(sink), framing, cfg.max_datagram)
+            (Some(Box::new(sink)), framing, cfg.max_datagram)
         }
         // A batch per line: its size is bounded by -b, not by a datagram.
         Output::Tcp { collector, backlog_bytes } => {
             let framing = if cfg.format == Format::Json { Framing::JsonArray } else { Framing::Lines };
-            (Box::new(TcpSink::new(*collector, cfg.retry_timeout, *backlog_bytes)), framing, usize::MAX)
+            (Some(Box::new(TcpSink::new(*collector, cfg.retry_timeout, *backlog_bytes))), framing, usize::MAX)
         }
         // One record per line; writes are grouped but never split a line.
-        Output::Stdout => (Box::new(StdoutSink::new()), Framing::Lines, 1 << 16),
-        Output::None => (Box::new(NullSink), Framing::Lines, 1 << 16),
+        Output::Stdout => (Some(Box::new(StdoutSink::new())), Framing::Lines, 1 << 16),
+        Output::None => (Some(Box::new(NullSink)), Framing::Lines, 1 << 16),
+        // top counts the records itself: no sender, no sink.
+        Output::Terminal => (None, Framing::Lines, 0),
     };
     // Opened now, so that a path that cannot be written is one line before capture starts.
     let pcap_writer = match &cfg.pcap {
@@ -217,6 +233,7 @@ fn run() -> Result<()> {
             Output::Tcp { collector, .. } => format!("tcp://{collector}"),
             Output::Stdout => "stdout".into(),
             Output::None => "no records".into(),
+            Output::Terminal => "terminal".into(),
         } + &match &cfg.pcap {
             Some(p) => format!(
                 ", packets as pcapng to {}",
@@ -249,11 +266,43 @@ fn run() -> Result<()> {
                 result
             })
             .map_err(Error::io("starting the poll thread"))?;
+        if let Some(window) = cfg.top_window {
+            // The view takes the sender's place, on this thread.
+            drop(stats_tx);
+            let mut screen =
+                top::Screen::open(window, cfg.unique_interval.is_some(), held_log.unwrap_or_default());
+            let viewed = match &mut screen {
+                Ok(screen) => screen.run(&mut top::Feed {
+                    records: &rx,
+                    stats: &stats,
+                    drop_reasons: &ctx.drop_reasons,
+                    ledger: &|| stats.snapshot(capture.kernel_counters().unwrap_or_default()),
+                    ended: &mut || signals.wait(Duration::ZERO).is_some() || poller.is_finished(),
+                    tick: &|| clock.refresh(),
+                }),
+                Err(_) => Ok(()),
+            };
+            capture.detach();
+            stop.store(true, Ordering::Release);
+            let polled = poller.join().unwrap_or_else(|_| Err(Error::Usage("poll thread panicked".into())));
+            match screen {
+                Ok(screen) => screen.close(&rx, &stats, &ctx.drop_reasons),
+                Err(err) => {
+                    // Read but never shown: counted, as a full channel's are.
+                    Stats::add(&stats.channel_lost, rx.try_iter().count() as u64);
+                    return Err(err);
+                }
+            }
+            return viewed.and(polled);
+        }
         let sender = thread::Builder::new()
             .name("sender".into())
             .spawn_scoped(scope, || {
                 let encoder = Encoder::new(cfg.format);
                 let packer = Packer::new(framing, max_datagram);
+                let Some(sink) = sink.as_mut() else {
+                    return Err(Error::Usage("no output to stream to".into()));
+                };
                 sender::run(rx, &ctx, encoder, packer, sink.as_mut(), &sender_cfg, &stats, &output_failed)
             })
             .map_err(Error::io("starting the sender thread"))?;

@@ -305,3 +305,23 @@ fn unreadable_config_file_as_non_root() {
     let r = run(cmd);
     report(problem("an unreadable file", &r, &[utf8(&config), "Permission denied"]).into_iter().collect());
 }
+
+/// `trapstream top` shows drops in the terminal: an output is a mistake.
+#[test]
+fn top_with_an_output() {
+    let table: &[(&[&str], &[&str])] = &[
+        (&["top", "--stdout"], &["top shows the drops in this terminal and takes no --stdout"]),
+        (&["top", "127.0.0.1", "8094"], &["takes no collector (COLLECTOR_IP)"]),
+        (&["top", "-f", "json"], &["takes no --format"]),
+        (&["top", "--transport", "tcp"], &["takes no --transport"]),
+        (&["--stdout", "top"], &["top comes before its flags: trapstream top [OPTIONS]"]),
+        // -c is the configuration file, for top as for streaming.
+        (&["top", "-c", "127.0.0.1:8094"], &["127.0.0.1:8094: No such file or directory"]),
+        (&["top", "--window", "0"], &["--window must be 1..=3600, got 0"]),
+    ];
+    let failures = table
+        .iter()
+        .filter_map(|(args, needles)| problem(&format!("{args:?}"), &trapstream(args), needles))
+        .collect();
+    report(failures);
+}

@@ -319,3 +319,37 @@ fn exemplars_only_with_aggregation_and_in_range() {
         7
     );
 }
+
+#[test]
+fn top_takes_the_service_file_for_its_filters_not_its_output() {
+    let file = "collector_ip = \"192.0.2.10\"\ncollector_port = 8094\nformat = \"influx\"\n\
+                source = \"skb\"\n[filters]\ninclude_reasons = [\"NO_SOCKET\"]\n";
+    let c = with_file(file, &["top"]).unwrap();
+    assert_eq!(c.output, Output::Terminal);
+    assert_eq!(c.top_window, Some(Duration::from_secs(10)));
+    assert_eq!(c.sources, Sources { devlink: false, skb: true });
+    assert_eq!(c.filters.include_reasons, ["NO_SOCKET"]);
+    let c = config(&["top", "--source", "all", "--window", "3", "-u", "2", "--exemplars", "4"]).unwrap();
+    assert_eq!(c.top_window, Some(Duration::from_secs(3)));
+    assert_eq!(c.unique_interval, Some(Duration::from_secs(2)));
+    assert_eq!(c.exemplars, 4);
+    // Streaming is unchanged by the subcommand's existence.
+    assert_eq!(config(&["--stdout"]).unwrap().top_window, None);
+}
+
+#[test]
+fn top_refuses_outputs_in_one_line() {
+    for (args, needle) in [
+        (&["top", "--stdout"][..], "top shows the drops in this terminal and takes no --stdout"),
+        (&["top", "192.0.2.1", "8094"], "takes no collector (COLLECTOR_IP)"),
+        (&["top", "-b", "5"], "takes no --batch-size"),
+        (&["top", "--transport", "tcp"], "takes no --transport"),
+        (&["--stdout", "top"], "top comes before its flags"),
+        (&["top", "--window", "0"], "--window must be 1..=3600, got 0"),
+        (&["top", "--window", "1.5"], "--window '1.5' is not a whole number"),
+        (&["top", "--no-such-flag"], "unexpected argument '--no-such-flag'"),
+    ] {
+        let text = error(config(args));
+        assert!(text.contains(needle), "{args:?}: {text}");
+    }
+}
