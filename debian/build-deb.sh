@@ -60,8 +60,9 @@ install_tools() {
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # A concurrent install (.ci/run's background builds) holds the lock.
+        apt-get -o DPkg::Lock::Timeout=600 update -qq
+        apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
     if ! rustup target list --installed | grep -qx "$TRIPLE"; then
         log "adding the Rust target $TRIPLE"

@@ -13,6 +13,9 @@
 # arm64 binary's captures are proven in an arm64 VM (tests/vm_arm64.rs).
 #
 #   bash debian/test-package-arm64.sh
+#   bash debian/test-package-arm64.sh --prepare   only register binfmt and
+#        debootstrap the arm64 root (emulated, the slow part when cold), so
+#        .ci/run can do it in the background while it builds
 #
 # Run as root. Roots are cached in $TRAPSTREAM_ROOTS (default
 # /var/cache/trapstream-debootstrap) as bullseye-arm64 (and bullseye, shared
@@ -43,12 +46,15 @@ cleanup() {
     exit $rc
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 
+# .ci/run may be installing packages in the background: wait for the lock.
+lockwait=(-o DPkg::Lock::Timeout=600)
 for p in debootstrap debian-archive-keyring qemu-user-static binutils; do
     [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = 'install ok installed' ] && continue
     log "installing $p"
-    apt-get install -y -qq --no-install-recommends "$p" >/dev/null \
-        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$p" >/dev/null; } \
+    apt-get "${lockwait[@]}" install -y -qq --no-install-recommends "$p" >/dev/null \
+        || { apt-get "${lockwait[@]}" update -qq && apt-get "${lockwait[@]}" install -y -qq --no-install-recommends "$p" >/dev/null; } \
         || die "apt-get install $p"
 done
 
@@ -81,15 +87,19 @@ ensure_root() {
     log "debootstrap $arch $suite took $(($(date +%s) - t0)) s"
 }
 
-# copy_root CACHED NAME: a throwaway copy with /proc only (no /sys: no BTF).
+# copy_root CACHED NAME: a throwaway copy with /proc only (no /sys: no BTF),
+# in $work/NAME. Not in a subshell: cleanup must see the mount.
 copy_root() {
     cp -a "$1" "$work/$2"
     mount -t proc proc "$work/$2/proc"
     mounted+=("$work/$2/proc")
-    echo "$work/$2"
 }
 
 ensure_binfmt
+if [ "${1:-}" = --prepare ]; then
+    ensure_root "$ROOTS/bullseye-arm64" bullseye arm64
+    exit 0
+fi
 # cargo deb deletes older versions from its output directory: keep copies.
 deb=$(bash debian/build-deb.sh --arch arm64 | tail -n 1)
 cp "$deb" "$work/" && deb="$work/$(basename "$deb")"
@@ -99,7 +109,8 @@ log "package: $(basename "$deb") ($(stat -c %s "$deb") bytes)"
 
 ensure_root "$ROOTS/bullseye-arm64" bullseye arm64
 ensure_root "$ROOTS/bullseye" bullseye amd64
-root=$(copy_root "$ROOTS/bullseye-arm64" arm64)
+copy_root "$ROOTS/bullseye-arm64" arm64
+root=$work/arm64
 in_root="chroot $root"
 cp "$deb" "$root/tmp/"
 
@@ -163,11 +174,13 @@ refuse() {
     ! chroot "$r" dpkg-query -W trapstream >/dev/null 2>&1 || die "$pkg_arch on $sys_arch: trapstream is known to dpkg"
     log "$sys_arch root refuses the $pkg_arch package: $(grep -m1 'does not match' "$work/refuse.log")"
 }
-deb_amd64=$(bash debian/build-deb.sh | tail -n 1)
+# TRAPSTREAM_DEB_AMD64: an amd64 .deb already built (saves a rebuild by hand).
+deb_amd64=${TRAPSTREAM_DEB_AMD64:-$(bash debian/build-deb.sh | tail -n 1)}
 [ "$(dpkg-deb -f "$deb_amd64" Architecture)" = amd64 ] || die "$(basename "$deb_amd64"): Architecture is $(dpkg-deb -f "$deb_amd64" Architecture)"
 cp "$deb_amd64" "$root/tmp/"
 refuse "$root" "$deb_amd64" amd64 arm64
-root_amd64=$(copy_root "$ROOTS/bullseye" amd64)
+copy_root "$ROOTS/bullseye" amd64
+root_amd64=$work/amd64
 cp "$deb" "$root_amd64/tmp/"
 refuse "$root_amd64" "$deb" arm64 amd64
 log "all passed"
