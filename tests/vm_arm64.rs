@@ -35,8 +35,10 @@ fn arm64_binary() -> PathBuf {
 
 fn newest_source() -> (SystemTime, PathBuf) {
     let mut newest = (SystemTime::UNIX_EPOCH, PathBuf::new());
-    let mut todo: Vec<PathBuf> =
-        ["src", "bpf", "include", "build.rs", "Cargo.toml", "Cargo.lock"].iter().map(|p| repo().join(p)).collect();
+    let mut todo: Vec<PathBuf> = ["src", "bpf", "include", "build.rs", "Cargo.toml", "Cargo.lock"]
+        .iter()
+        .map(|p| repo().join(p))
+        .collect();
     while let Some(p) = todo.pop() {
         let meta = std::fs::metadata(&p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
         if meta.is_dir() {
@@ -85,7 +87,12 @@ fn one_bpf_object_for_every_architecture() {
     let path = arm64_bpf_object(&bin);
     let arm64 = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     assert!(host.len() > 1000, "host object: {} bytes", host.len());
-    assert!(arm64 == host, "{path:?} ({} bytes) differs from this host's object ({} bytes)", arm64.len(), host.len());
+    assert!(
+        arm64 == host,
+        "{path:?} ({} bytes) differs from this host's object ({} bytes)",
+        arm64.len(),
+        host.len()
+    );
 }
 
 fn check_arm64_kernel(version: &str) {
