@@ -21,6 +21,13 @@ fn main() {
         // fine everywhere trapstream can run (5.10+).
         .clang_args([
             "-mcpu=v3".into(),
+            // One object for every architecture: libbpf-cargo would otherwise
+            // define __TARGET_ARCH_<cargo's target arch>, which only
+            // bpf_tracing.h's register macros read. With no known arch they
+            // fail to compile, so nothing can come to depend on pt_regs, and
+            // the x86-64 and arm64 builds embed the same bytes (checked by
+            // tests/vm_arm64.rs).
+            "-D__TARGET_ARCH_none".into(),
             "-I".into(),
             manifest_dir.join("include").into_os_string(),
             "-I".into(),

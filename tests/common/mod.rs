@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod devlink;
 pub mod vm;
 
 use std::fs::File;

@@ -15,8 +15,17 @@ pub fn repo() -> PathBuf {
 /// The kernel image for `version`, built once and cached; a failure to
 /// build is a test failure, with the builder's own message.
 pub fn kernel(version: &str) -> PathBuf {
+    build_kernel("build-kernel.sh", version)
+}
+
+/// The arm64 kernel image for `version` (tests/vm/build-kernel-arm64.sh).
+pub fn kernel_arm64(version: &str) -> PathBuf {
+    build_kernel("build-kernel-arm64.sh", version)
+}
+
+fn build_kernel(script: &str, version: &str) -> PathBuf {
     let out = Command::new("bash")
-        .arg(repo().join("tests/vm/build-kernel.sh"))
+        .arg(repo().join("tests/vm").join(script))
         .arg(version)
         .output()
         .expect("run tests/vm/build-kernel.sh");
@@ -36,16 +45,43 @@ pub fn kernel(version: &str) -> PathBuf {
 /// results directory.
 pub fn run_guest(version: &str, script: &str, env: &[(&str, String)]) -> PathBuf {
     let image = kernel(version);
-    let tag = script.trim_end_matches(".sh");
-    let out_dir = std::env::temp_dir().join(format!("trapstream-vm-{tag}-{version}-{}", std::process::id()));
+    let harness = [("TRAPSTREAM_VM_EXTRA_BINS", which("socat"))];
+    boot(&image, version, script, Path::new(env!("CARGO_BIN_EXE_trapstream")), &harness, env)
+}
+
+/// As `run_guest`, on the arm64 kernel `version` under qemu-system-aarch64,
+/// with `binary` (an arm64 trapstream) and the arm64 userland's socat.
+pub fn run_guest_arm64(version: &str, script: &str, binary: &Path, env: &[(&str, String)]) -> PathBuf {
+    let image = kernel_arm64(version);
+    // Emulating another architecture costs more per instruction than x86
+    // TCG: a longer wall-clock limit unless one is given.
+    let timeout = std::env::var("TRAPSTREAM_VM_TIMEOUT").unwrap_or_else(|_| "600".to_string());
+    let harness = [
+        ("TRAPSTREAM_VM_ARCH", "arm64".to_string()),
+        ("TRAPSTREAM_VM_EXTRA_BINS", "socat".to_string()),
+        ("TRAPSTREAM_VM_TIMEOUT", timeout),
+    ];
+    boot(&image, &format!("arm64-{version}"), script, binary, &harness, env)
+}
+
+fn boot(
+    image: &Path,
+    tag: &str,
+    script: &str,
+    binary: &Path,
+    harness: &[(&str, String)],
+    env: &[(&str, String)],
+) -> PathBuf {
+    let name = script.trim_end_matches(".sh");
+    let out_dir = std::env::temp_dir().join(format!("trapstream-vm-{name}-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out_dir);
     let mut cmd = Command::new("bash");
     cmd.arg(repo().join("tests/vm/run-guest.sh"))
-        .arg(&image)
+        .arg(image)
         .arg(&out_dir)
         .arg(repo().join("tests/vm").join(script))
-        .arg(env!("CARGO_BIN_EXE_trapstream"))
-        .env("TRAPSTREAM_VM_EXTRA_BINS", which("socat"));
+        .arg(binary)
+        .envs(harness.iter().map(|(k, v)| (k, v)));
     for (name, value) in env {
         assert!(name.starts_with("TRAPSTREAM_GUEST_"), "{name} would not reach the guest");
         cmd.env(name, value);
@@ -53,7 +89,7 @@ pub fn run_guest(version: &str, script: &str, env: &[(&str, String)]) -> PathBuf
     let out = cmd.output().expect("run tests/vm/run-guest.sh");
     assert!(
         out.status.success(),
-        "the {version} guest ({script}) failed (results in {out_dir:?}):\n{}",
+        "the {tag} guest ({script}) failed (results in {out_dir:?}):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     out_dir

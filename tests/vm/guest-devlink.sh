@@ -15,6 +15,7 @@ DEV=netdevsim/netdevsim10
 COOKIE=deadbeef0102a5
 
 uname -r > "$R/kernel"
+uname -m > "$R/arch"
 echo "10 2" > /sys/bus/netdevsim/new_device
 for _ in $(seq 100); do
 	[ "$(ls /sys/bus/netdevsim/devices/netdevsim10/net 2>/dev/null | wc -l)" -ge 2 ] && break

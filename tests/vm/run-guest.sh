@@ -39,6 +39,13 @@
 #                          guest's /usr/bin, with their libraries
 #   TRAPSTREAM_VM_VERBOSE  1 = also stream the console to stderr while running
 #   TRAPSTREAM_VM_APPEND   extra kernel command line (e.g. "quiet")
+#   TRAPSTREAM_VM_ARCH     x86_64 (default) or arm64. arm64 boots KERNEL_IMAGE
+#                          (an Image from build-kernel-arm64.sh) with
+#                          qemu-system-aarch64 -M virt, and takes busybox,
+#                          bash, iproute2, bpftool and every EXTRA_BINS name
+#                          from the arm64 userland of userland-arm64.sh
+#                          instead of the host; TRAPSTREAM_BINARY must then be
+#                          an arm64 executable.
 set -euo pipefail
 
 # The whole script is one function, parsed before it runs, and the call is on
@@ -57,16 +64,35 @@ if [[ -n $TRAPSTREAM_BIN ]]; then
 fi
 
 CACHE=${TRAPSTREAM_VM_CACHE:-/var/cache/trapstream-vm}
+ARCH=${TRAPSTREAM_VM_ARCH:-x86_64}
+# UL: the root the guest's userland comes from ("" = this host).
+UL=
+case $ARCH in
+	x86_64) QEMU_BIN=qemu-system-x86_64 LIBTOOL=ldd ;;
+	arm64)
+		QEMU_BIN=qemu-system-aarch64 LIBTOOL=readelf
+		UL=$(bash "$(dirname "${BASH_SOURCE[0]}")/userland-arm64.sh" | tail -n 1) \
+			|| die "cannot prepare the arm64 userland (tests/vm/userland-arm64.sh)"
+		[[ -d $UL ]] || die "userland-arm64.sh printed '$UL', not a directory"
+		;;
+	*) die "TRAPSTREAM_VM_ARCH '$ARCH': want x86_64 or arm64" ;;
+esac
 TIMEOUT=${TRAPSTREAM_VM_TIMEOUT:-300}
 SMP=${TRAPSTREAM_VM_SMP:-2}
 MEM=${TRAPSTREAM_VM_MEM:-1024}
-for tool in qemu-system-x86_64 cpio timeout ldd sha256sum; do
+for tool in "$QEMU_BIN" cpio timeout "$LIBTOOL" sha256sum; do
 	command -v "$tool" >/dev/null || die "'$tool' not found (tests/vm/build-kernel.sh installs the host packages)"
 done
+if [[ -z $UL ]]; then
 BUSYBOX=$(command -v busybox || true)
 [[ -n $BUSYBOX ]] || die "busybox not found (package busybox-static)"
 if ldd "$BUSYBOX" >/dev/null 2>&1; then
 	die "$BUSYBOX is dynamically linked; install busybox-static"
+fi
+else
+BUSYBOX=$UL/bin/busybox
+[[ -x $BUSYBOX ]] || die "$BUSYBOX missing from the arm64 userland"
+readelf -d "$BUSYBOX" | grep -q '(NEEDED)' && die "$BUSYBOX is dynamically linked"
 fi
 
 # ------------------------------------------------------------------- OUTDIR
@@ -88,6 +114,13 @@ add_exe() {
 	mkdir -p "$root/$(dirname "$dest")"
 	cp -L "$src" "$root/$dest" || die "cannot copy $src"
 	chmod 755 "$root/$dest"
+	if [[ -n $UL ]]; then
+		while read -r lib; do
+			mkdir -p "$root/$(dirname "$lib")"
+			cp "$UL$(ul_resolve "$lib")" "$root/$lib" || die "cannot copy $UL$lib (needed by $src)"
+		done < <(ul_libs "$src")
+		return 0
+	fi
 	if ! out=$(ldd "$src" 2>&1); then
 		# ldd fails on static executables ("not a dynamic executable").
 		grep -q 'not a dynamic executable\|statically linked' <<<"$out" && return 0
@@ -101,12 +134,58 @@ add_exe() {
 	done < <(awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' <<<"$out")
 }
 
+# ul_resolve PATH: PATH (absolute, inside UL) with its symlinks followed
+# inside UL; an absolute link target must not lead to the host's file.
+ul_resolve() {
+	local p=$1 n=0 t
+	while [[ -L $UL$p ]]; do
+		t=$(readlink "$UL$p")
+		[[ $t == /* ]] || t=$(dirname "$p")/$t
+		p=$t
+		((++n < 20)) || die "symlink loop at $p in $UL"
+	done
+	[[ -e $UL$p ]] || return 1
+	echo "$p"
+}
+
+# ul_libs EXE: the program interpreter and every shared library EXE needs,
+# transitively, as paths inside the foreign userland UL (where ldd cannot
+# run): readelf's NEEDED entries, looked up in the directories the target's
+# loader searches.
+ul_libs() {
+	local todo=("$1") seen=" " f name dir found interp
+	interp=$(readelf -l "$1" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+	[[ -n $interp ]] || return 0
+	ul_resolve "$interp" >/dev/null || die "$1: interpreter $interp missing from $UL"
+	echo "$interp"
+	while ((${#todo[@]})); do
+		f=${todo[0]}
+		todo=("${todo[@]:1}")
+		while read -r name; do
+			[[ $seen == *" $name "* ]] && continue
+			seen+="$name "
+			found=
+			for dir in /lib/aarch64-linux-gnu /usr/lib/aarch64-linux-gnu /lib /usr/lib; do
+				if [[ -e $UL$dir/$name || -L $UL$dir/$name ]]; then found=$dir/$name; break; fi
+			done
+			[[ -n $found ]] || die "$1 needs $name, which $UL does not have"
+			echo "$found"
+			found=$(ul_resolve "$found") || die "$UL$found is a dangling link"
+			todo+=("$UL$found")
+		done < <(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+	done
+}
+
 # Files listed for the base image, for its cache key.
 base_inputs() {
 	local b
 	for b in "$BUSYBOX" "$BASH_BIN" "${BASE_EXES[@]}"; do
 		echo "$b"
-		ldd "$b" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'
+		if [[ -n $UL ]]; then
+			ul_libs "$b" | sed "s|^|$UL|"
+		else
+			ldd "$b" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'
+		fi
 	done | sort -u
 }
 
@@ -127,7 +206,21 @@ trap 'exit 2' INT TERM
 # -------------------------------------------------------- base initramfs
 # busybox, bash (as /bin/sh), iproute2 tools, bpftool, /init.
 # Cached by content.
+# ul_exe NAME: NAME's path in the foreign userland, an arm64 executable.
+ul_exe() {
+	local d p
+	for d in /usr/sbin /sbin /usr/bin /bin; do
+		p=$(ul_resolve "$d/$1") || continue
+		[[ -f $UL$p && -x $UL$p ]] || continue
+		[[ $(readelf -h "$UL$p" | sed -n 's/^ *Machine: *//p') == AArch64 ]] \
+			|| die "$UL$p is not an arm64 executable"
+		echo "$UL$p"
+		return 0
+	done
+	return 1
+}
 BASE_EXES=()
+if [[ -z $UL ]]; then
 for b in devlink ip tc; do
 	p=$(PATH=/usr/sbin:/sbin:/usr/bin:/bin command -v "$b" || true)
 	[[ -n $p ]] || die "'$b' not found on the host (package iproute2)"
@@ -137,6 +230,13 @@ BASH_BIN=$(command -v bash) || die "bash not found"
 BPFTOOL=$(PATH=/usr/sbin:/sbin:/usr/bin:/bin command -v bpftool || true)
 [[ -n $BPFTOOL ]] || die "'bpftool' not found on the host (package bpftool)"
 BASE_EXES+=("$BPFTOOL")
+else
+for b in devlink ip tc bpftool; do
+	p=$(ul_exe "$b") || die "'$b' not found in the arm64 userland $UL"
+	BASE_EXES+=("$p")
+done
+BASH_BIN=$(ul_exe bash) || die "bash not found in the arm64 userland $UL"
+fi
 
 write_init() {
 	cat > "$1" <<'INIT'
@@ -194,7 +294,9 @@ BASE_KEY=$( {
 	cat "$INIT_TMP" "${BASH_SOURCE[0]}" | sha256sum
 	base_inputs | xargs sha256sum
 } | sha256sum | cut -c1-16)
-BASE_CPIO=$CACHE/initramfs/base-$BASE_KEY.cpio
+BASE_PREFIX=base-
+[[ $ARCH == x86_64 ]] || BASE_PREFIX=base-$ARCH-
+BASE_CPIO=$CACHE/initramfs/$BASE_PREFIX$BASE_KEY.cpio
 if [[ ! -s $BASE_CPIO ]]; then
 	log "building base initramfs $BASE_CPIO"
 	mkdir -p "$CACHE/initramfs" || die "cannot create $CACHE/initramfs"
@@ -212,7 +314,12 @@ if [[ ! -s $BASE_CPIO ]]; then
 	mkcpio "$R" "$WORK/base.cpio"
 	mv "$WORK/base.cpio" "$BASE_CPIO"
 	# Images for other inputs (an older script or host packages) are stale.
-	find "$CACHE/initramfs" -name 'base-*.cpio' ! -name "$(basename "$BASE_CPIO")" -mmin +10 -delete || true
+	# Each architecture replaces only its own.
+	for f in "$CACHE/initramfs/$BASE_PREFIX"*.cpio; do
+		[[ $f != "$BASE_CPIO" ]] || continue
+		[[ $ARCH != x86_64 || $(basename "$f") != base-arm64-* ]] || continue
+		find "$f" -mmin +10 -delete || true
+	done
 fi
 
 # ----------------------------------------------------- per-run overlay
@@ -222,10 +329,18 @@ mkdir -p "$O/etc"
 cp "$SCRIPT" "$O/test.sh"
 chmod 755 "$O/test.sh"
 if [[ -n $TRAPSTREAM_BIN ]]; then
+	if [[ -n $UL ]]; then
+		[[ $(readelf -h "$TRAPSTREAM_BIN" | sed -n 's/^ *Machine: *//p') == AArch64 ]] \
+			|| die "$TRAPSTREAM_BIN is not an arm64 executable"
+	fi
 	add_exe "$O" "$TRAPSTREAM_BIN" /trapstream
 fi
 for b in ${TRAPSTREAM_VM_EXTRA_BINS:-}; do
-	p=$(command -v "$b" || true)
+	if [[ -n $UL ]]; then
+		p=$(ul_exe "$(basename "$b")" || true)
+	else
+		p=$(command -v "$b" || true)
+	fi
 	[[ -n $p ]] || die "TRAPSTREAM_VM_EXTRA_BINS: '$b' not found"
 	add_exe "$O" "$p" "/usr/bin/$(basename "$p")"
 done
@@ -239,6 +354,19 @@ cat "$BASE_CPIO" "$WORK/overlay.cpio" > "$WORK/initrd.cpio"
 
 # -------------------------------------------------------------------- boot
 CONSOLE=$OUTDIR/console.log
+if [[ $ARCH == arm64 ]]; then
+QEMU=(qemu-system-aarch64
+	# cortex-a72: ARMv8.0 like the switches' cores; -cpu max would add
+	# pointer authentication, which TCG emulates slowly.
+	-M virt -cpu cortex-a72 -accel tcg -m "$MEM" -smp "$SMP"
+	-nographic -no-reboot -nic none
+	-kernel "$KERNEL" -initrd "$WORK/initrd.cpio"
+	-append "console=ttyAMA0 panic=-1 oops=panic ${TRAPSTREAM_VM_APPEND:-}"
+	-fsdev "local,id=results,path=$OUTDIR,security_model=none"
+	-device virtio-9p-pci,fsdev=results,mount_tag=results
+	-device virtio-rng-pci
+)
+else
 QEMU=(qemu-system-x86_64
 	-accel tcg -m "$MEM"
 	# One CPU per socket: with the default topology (cores) SeaBIOS's MP table,
@@ -251,6 +379,7 @@ QEMU=(qemu-system-x86_64
 	-device virtio-9p-pci,fsdev=results,mount_tag=results
 	-device virtio-rng-pci
 )
+fi
 log "booting $(basename "$KERNEL") ($KERNEL), smp=$SMP mem=${MEM}M timeout=${TIMEOUT}s"
 t0=$(date +%s.%N)
 set +e
