@@ -24,18 +24,14 @@ pub struct FixedStr<const N: usize> {
 
 impl<const N: usize> FixedStr<N> {
     pub fn from_c(raw: &[i8; N]) -> Self {
-        let mut bytes = [0u8; N];
-        let mut len = 0;
-        for (dst, &src) in bytes.iter_mut().zip(raw.iter()) {
-            if src == 0 {
-                break;
-            }
-            *dst = src as u8;
-            len += 1;
-        }
+        // The whole array at once, then the bytes after the NUL cleared: a
+        // fixed-size copy and a word-wise search beat a loop per byte.
+        let mut bytes = raw.map(|c| c as u8);
+        let len = c_len(&bytes);
+        bytes[len..].fill(0);
         // Kernel names are ASCII; anything else is shown, not trusted, so
         // replace bytes that would make the slice invalid UTF-8.
-        if std::str::from_utf8(&bytes[..len]).is_err() {
+        if !bytes[..len].is_ascii() && std::str::from_utf8(&bytes[..len]).is_err() {
             for b in &mut bytes[..len] {
                 if !b.is_ascii() {
                     *b = b'?';
@@ -68,6 +64,26 @@ impl<const N: usize> FixedStr<N> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// Where the first NUL is (the length if none), eight bytes at a time.
+fn c_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    let mut words = bytes.chunks_exact(8);
+    for (i, chunk) in words.by_ref().enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // The high bit of each zero byte, and maybe of bytes above the first
+        // zero (a borrow runs upwards); the lowest one set is the first zero.
+        let zeros = w.wrapping_sub(ONES) & !w & HIGHS;
+        if zeros != 0 {
+            return i * 8 + (zeros.trailing_zeros() / 8) as usize;
+        }
+    }
+    let tail = words.remainder();
+    bytes.len() - tail.len() + tail.iter().position(|&b| b == 0).unwrap_or(tail.len())
 }
 
 impl<const N: usize> fmt::Debug for FixedStr<N> {
@@ -252,22 +268,25 @@ pub fn decode(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
         EVENT_SIZE
     };
     let short = || Error::RecordSize { len: bytes.len(), expected: size };
-    let mut whole = [0u8; EVENT_SIZE];
-    whole[..size].copy_from_slice(bytes.get(..size).ok_or_else(short)?);
-    let mut raw = abi::ts_event::default();
-    plain::copy_from_bytes(&mut raw, &whole).map_err(|_| short())?;
-    let mut rec = decode_event(&raw, boot_to_wall_ns)?;
-    if raw.flags & TS_EV_AGG_OVERFLOW != 0 {
-        rec.flow = Some(FlowCount {
-            packets: 1,
-            bytes: u64::from(rec.packet.len),
-            first_ns: rec.time_ns,
-            last_ns: rec.time_ns,
-            overflow: true,
-        });
-    }
-    Ok(rec)
+    let part = bytes.get(..size).ok_or_else(short)?;
+    // A whole record in the ring is read where it lies (the ring aligns
+    // records to 8 bytes); a short or unaligned one is copied once, over zeros.
+    let mut copy = EventBytes([0; EVENT_SIZE]);
+    let raw = match plain::from_bytes::<abi::ts_event>(part) {
+        Ok(raw) => raw,
+        Err(_) => {
+            copy.0[..size].copy_from_slice(part);
+            plain::from_bytes::<abi::ts_event>(&copy.0).map_err(|_| short())?
+        }
+    };
+    // Built where the caller wants it: a Record is a few hundred bytes.
+    decode_event(raw, boot_to_wall_ns)
 }
+
+/// Room for one `ts_event`, aligned as it is.
+#[repr(C, align(8))]
+struct EventBytes([u8; EVENT_SIZE]);
+const _: () = assert!(std::mem::align_of::<abi::ts_event>() <= std::mem::align_of::<EventBytes>());
 
 /// The packet count of a drained flow-table value, readable even when the
 /// rest of it does not decode (`struct ts_flow` starts with it).
@@ -341,15 +360,18 @@ fn decode_event(raw: &abi::ts_event, boot_to_wall_ns: i64) -> Result<Record> {
         Ingress { name: FixedStr::from_c(&raw.ifname), ifindex: raw.ifindex, netns_ino: raw.netns_ino };
     let (ingress, egress) = direction(raw, device);
     let egress = egress.or(sdk_egress);
-    Ok(Record {
-        time_ns: raw.time_ns.saturating_add_signed(boot_to_wall_ns),
-        boot_ns: raw.time_ns,
-        origin,
-        ingress,
-        egress,
-        packet: decode_packet(&raw.pkt),
-        flow: None,
-    })
+    let time_ns = raw.time_ns.saturating_add_signed(boot_to_wall_ns);
+    let packet = decode_packet(&raw.pkt);
+    // Sent alone because the kernel's flow table was full (decode_flow
+    // replaces this with the table's counts).
+    let flow = (raw.flags & TS_EV_AGG_OVERFLOW != 0).then(|| FlowCount {
+        packets: 1,
+        bytes: u64::from(packet.len),
+        first_ns: time_ns,
+        last_ns: time_ns,
+        overflow: true,
+    });
+    Ok(Record { time_ns, boot_ns: raw.time_ns, origin, ingress, egress, packet, flow })
 }
 
 /// Which way the reported device faces. A devlink trap's device is always its
