@@ -16,11 +16,21 @@ pub use packet::*;
 pub use sdk::{AclDirection, AclRule, Latency, Occupancy, Wjh};
 
 /// A short string copied out of a kernel `char[N]`: NUL-terminated, maybe not UTF-8.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub struct FixedStr<const N: usize> {
     len: u8,
     bytes: [u8; N],
 }
+
+/// The text alone: the bytes past it are zeros, and comparing the whole
+/// array cost a call to memcmp per name on the encoders' cache hits.
+impl<const N: usize> PartialEq for FixedStr<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl<const N: usize> Eq for FixedStr<N> {}
 
 impl<const N: usize> FixedStr<N> {
     pub fn from_c(raw: &[i8; N]) -> Self {
