@@ -157,7 +157,8 @@ impl<F> TrapCache<F> {
             self.last = Key::of(&rec.origin).slot();
         }
         let slot = &mut self.slots[self.last];
-        let valid = matches!(slot, Some(e) if (same || e.key.is(&rec.origin)) && e.basis.holds(ctx, &rec.origin));
+        let valid =
+            matches!(slot, Some(e) if (same || e.key.is(&rec.origin)) && e.basis.holds(ctx, &rec.origin));
         if !valid {
             *slot = None;
         }
