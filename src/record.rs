@@ -22,8 +22,8 @@ pub struct FixedStr<const N: usize> {
     bytes: [u8; N],
 }
 
-/// The text alone: the bytes past it are zeros, and comparing the whole
-/// array cost a call to memcmp per name on the encoders' cache hits.
+/// The text alone: the bytes past it are whatever the kernel's buffer held
+/// after the NUL (clearing them cost a memset per name per record).
 impl<const N: usize> PartialEq for FixedStr<N> {
     fn eq(&self, other: &Self) -> bool {
         self.as_bytes() == other.as_bytes()
@@ -34,11 +34,10 @@ impl<const N: usize> Eq for FixedStr<N> {}
 
 impl<const N: usize> FixedStr<N> {
     pub fn from_c(raw: &[i8; N]) -> Self {
-        // The whole array at once, then the bytes after the NUL cleared: a
-        // fixed-size copy and a word-wise search beat a loop per byte.
+        // The whole array at once and a word-wise search beat a loop per
+        // byte. What follows the NUL is kept but never read (see `eq`).
         let mut bytes = raw.map(|c| c as u8);
         let len = c_len(&bytes);
-        bytes[len..].fill(0);
         // Kernel names are ASCII; anything else is shown, not trusted, so
         // replace bytes that would make the slice invalid UTF-8.
         if !bytes[..len].is_ascii() && std::str::from_utf8(&bytes[..len]).is_err() {
