@@ -140,7 +140,7 @@ fn kernel_strings_that_are_not_utf8_are_made_safe() {
 #[test]
 fn kernel_strings_end_at_their_first_nul_wherever_it_is() {
     // Every length in each word, and the tail of an array that is not whole
-    // words; bytes after the NUL (garbage in a kernel buffer) are not kept.
+    // words; bytes after the NUL (garbage in a kernel buffer) do not count.
     for len in 0..=20 {
         let mut name = [b'x' as i8; 20];
         if len < 20 {
