@@ -10,6 +10,7 @@
 #include <bpf/bpf_endian.h>
 #include "trapstream.h"
 #include "dissect.h"
+#include "raw.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -41,6 +42,13 @@ const volatile __u64 rate_limit = 0;
  * kfree_skb of the copy right after is not reported again as a kernel drop.
  */
 const volatile bool track_sdk_copies = false;
+/* -u: the first this many packets of each new flow key go out at once, alone; 0 = off. */
+const volatile __u32 exemplars = 0;
+/*
+ * --pcap: packet bytes each event carries (<= TS_RAW_MAX); 0, the default,
+ * copies none and reserves no room for them.
+ */
+const volatile __u32 raw_snap_len = 0;
 
 /*
  * Shared with user space through the mmap'ed .bss. User space flips
@@ -59,6 +67,7 @@ __u32 sdk_seen;
  * it costs no extra map.
  */
 const volatile struct ts_event ts_event_abi = {};
+const volatile struct ts_raw ts_raw_abi = {};
 const volatile struct ts_flow_key ts_flow_key_abi = {};
 const volatile struct ts_flow ts_flow_abi = {};
 const volatile struct ts_filter_key ts_filter_key_abi = {};
@@ -96,6 +105,19 @@ struct {
 } flow_tables SEC(".maps") = {
 	.values = { &flows0, &flows1 },
 };
+
+/*
+ * With -u --exemplars: exemplars sent per flow key, so that a flow is new
+ * once, not once a table flip. LRU on purpose, unlike the flow tables: it
+ * holds no counts, and a key it forgets (4 x the flow table's keys came
+ * since) only gets its exemplars again.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096); /* resized by user space before load */
+	__type(key, struct ts_flow_key);
+	__type(value, __u32);
+} exemplar_seen SEC(".maps");
 
 /*
  * The packet being dissected, and with -u the flow being built: too big for
@@ -498,7 +520,7 @@ static __always_inline bool own_traffic(const struct ts_packet *p)
  * racing on one bucket can let a few extra events through; every suppressed
  * event is counted exactly.
  */
-static __always_inline bool rate_limited(struct report *r)
+static __always_inline bool rate_exceeded(struct report *r)
 {
 	__u32 zero = 0;
 	struct ts_filter_key *key;
@@ -531,11 +553,43 @@ static __always_inline bool rate_limited(struct report *r)
 	b->last_ns = now;
 	if (tokens < NSEC_PER_SEC) {
 		b->tokens = tokens;
-		count(TS_CNT_RATE_LIMITED);
 		return true;
 	}
 	b->tokens = tokens - NSEC_PER_SEC;
 	return false;
+}
+
+/* The rate limit for an event that is then suppressed, and counted so. */
+static __always_inline bool rate_limited(struct report *r)
+{
+	if (!rate_exceeded(r))
+		return false;
+	count(TS_CNT_RATE_LIMITED);
+	return true;
+}
+
+/*
+ * An event with the packet's bytes (--pcap). Always the whole struct
+ * ts_event: the room is sized by raw_snap_len, which the verifier reads as
+ * the constant it was set to before load.
+ */
+static __always_inline void emit_event_raw(struct report *r, struct ts_packet *pkt)
+{
+	__u32 snap = raw_snap_len;
+	struct ts_raw_event *re;
+
+	if (snap > TS_RAW_MAX)
+		snap = TS_RAW_MAX;
+	re = bpf_ringbuf_reserve(&events, sizeof(struct ts_event) + sizeof(struct ts_raw) + snap, 0);
+	if (!re) {
+		count(TS_CNT_RB_LOST);
+		return;
+	}
+	fill_head(&re->e, r);
+	re->e.flags |= TS_EV_RAW;
+	__builtin_memcpy(&re->e.pkt, pkt, sizeof(re->e.pkt));
+	copy_raw(r->skb, r->source == TS_SOURCE_DEVLINK, &re->raw, re->bytes, snap);
+	bpf_ringbuf_submit(re, BPF_RB_NO_WAKEUP);
 }
 
 /*
@@ -554,6 +608,10 @@ static __always_inline void emit_event(struct report *r, struct ts_packet *pkt)
 	}
 	if (rate_limited(r))
 		return;
+	if (raw_snap_len) {
+		emit_event_raw(r, pkt);
+		return;
+	}
 	/* Constant sizes per branch: the verifier checks each against its writes. */
 	if (r->source == TS_SOURCE_DEVLINK)
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -568,6 +626,49 @@ static __always_inline void emit_event(struct report *r, struct ts_packet *pkt)
 		fill_devlink(e, r);
 	__builtin_memcpy(&e->pkt, pkt, sizeof(e->pkt));
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/*
+ * One of the first `exemplars` packets of a flow key never seen before (or
+ * forgotten by exemplar_seen): sent alone at once, with its exact time, and
+ * not counted into the table. False when the key has had its exemplars, or
+ * when the rate limit or a full ring buffer stands in the way: the packet is
+ * then counted into its flow like any other, so that no packet is lost for
+ * being an exemplar. CPUs racing on one new key may each send one more than
+ * `exemplars` (no fetching atomics before 5.12); each is counted once.
+ */
+static __always_inline bool send_exemplar(struct report *r, struct ts_event *e, struct ts_flow_key *key)
+{
+	__u32 *sent = bpf_map_lookup_elem(&exemplar_seen, key);
+	__u32 one = 1;
+
+	if (sent && *sent >= exemplars)
+		return false;
+	if (rate_exceeded(r))
+		return false;
+	if (sent) {
+		__sync_fetch_and_add(sent, 1);
+	} else {
+		/* Racing CPUs: one insert wins, the other finds it and adds. */
+		if (bpf_map_update_elem(&exemplar_seen, key, &one, BPF_NOEXIST)) {
+			sent = bpf_map_lookup_elem(&exemplar_seen, key);
+			if (!sent)
+				return false;
+			__sync_fetch_and_add(sent, 1);
+		}
+	}
+	fill_head(e, r);
+	e->flags |= TS_EV_EXEMPLAR;
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP)) {
+		/* Not sent: give the slot back, and let the caller count the packet. */
+		e->flags &= ~TS_EV_EXEMPLAR;
+		sent = bpf_map_lookup_elem(&exemplar_seen, key);
+		if (sent)
+			__sync_fetch_and_add(sent, -1);
+		return false;
+	}
+	count(TS_CNT_EXEMPLARS);
+	return true;
 }
 
 /*
@@ -616,6 +717,9 @@ static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
 		return;
 	flow = bpf_map_lookup_elem(table, &key);
 	if (!flow) {
+		/* A key in the table has had its exemplars: only new ones are asked. */
+		if (exemplars && send_exemplar(r, e, &key))
+			return;
 		fill_head(e, r);
 		fresh->packets = 1;
 		fresh->bytes = len;

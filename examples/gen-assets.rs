@@ -3,7 +3,7 @@
 //!
 //!     cargo run --example gen-assets -- OUT_DIR
 //!
-//! OUT_DIR gets trapstream.1, trapstream.bash, _trapstream (zsh) and
+//! OUT_DIR gets trapstream.1, trapstream-top.1, trapstream.bash, _trapstream (zsh) and
 //! trapstream.fish.
 
 use std::path::PathBuf;
@@ -49,6 +49,7 @@ fn generate(out_dir: PathBuf) -> std::io::Result<()> {
     man.render_synopsis_section(&mut page)?;
     man.render_description_section(&mut page)?;
     man.render_options_section(&mut page)?;
+    man.render_subcommands_section(&mut page)?;
     man.render_extra_section(&mut page)?;
     // What the flags cannot tell: where the packaged service keeps its settings.
     page.extend_from_slice(FILES_SECTION.as_bytes());
@@ -56,6 +57,16 @@ fn generate(out_dir: PathBuf) -> std::io::Result<()> {
     let man_path = out_dir.join("trapstream.1");
     std::fs::write(&man_path, page)?;
     println!("{}", man_path.display());
+
+    // `trapstream top` has a page of its own, which trapstream.1 names.
+    if let Some(top) = cmd.find_subcommand("top") {
+        let top = top.clone().name("trapstream-top").bin_name("trapstream top");
+        let mut page = Vec::new();
+        clap_mangen::Man::new(top).render(&mut page)?;
+        let path = out_dir.join("trapstream-top.1");
+        std::fs::write(&path, page)?;
+        println!("{}", path.display());
+    }
 
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         let path = clap_complete::generate_to(shell, &mut cmd, "trapstream", &out_dir)?;

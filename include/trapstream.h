@@ -77,6 +77,16 @@
 /* struct ts_event.flags */
 /* Sent alone (count 1) because the aggregation table had no room for its key. */
 #define TS_EV_AGG_OVERFLOW 1
+/* One of the first packets of a new flow key (-u --exemplars), sent alone (count 1) instead of counted. */
+#define TS_EV_EXEMPLAR 2
+/* The record continues past struct ts_event with a struct ts_raw and the packet's bytes (--pcap). */
+#define TS_EV_RAW 4
+
+/* Most packet bytes a record carries with --pcap (--pcap-snaplen). */
+#define TS_RAW_MAX 1024
+/* struct ts_raw.link: where the bytes start. */
+#define TS_RAW_LINK_ETHER 1   /* at the Ethernet header */
+#define TS_RAW_LINK_IP 2      /* at the IPv4 or IPv6 header (no MAC header, see TS_L_NO_MAC) */
 
 /* Per-CPU counters (map `counters`), summed by user space. */
 #define TS_CNT_SEEN 0         /* tracepoint hits for an enabled source */
@@ -97,7 +107,8 @@
  * packet, already delivered as the trap. Not counted in SEEN.
  */
 #define TS_CNT_SDK_FREES 7
-#define TS_CNT_MAX 8
+#define TS_CNT_EXEMPLARS 8    /* packets sent alone as exemplars of a new flow (-u --exemplars) */
+#define TS_CNT_MAX 9
 
 /* Rate limiter buckets (map `rate_buckets`), keyed like filters: kind = source. */
 struct ts_rate_bucket {
@@ -203,6 +214,22 @@ struct ts_event {
 
 /* Bytes of struct ts_event a kernel drop (source skb or test) reserves and sends. */
 #define TS_SKB_EVENT_SIZE 160
+
+/*
+ * Follows struct ts_event when TS_EV_RAW is set, itself followed by cap_len
+ * bytes of the packet from the header `link` names. A VLAN tag the device
+ * moved into skb metadata is not in the bytes: it is here, for user space to
+ * put back where it was on the wire.
+ */
+struct ts_raw {
+	__u32 orig_len;       /* frame length from the first byte (without a tag in metadata) */
+	__u16 cap_len;        /* bytes that follow */
+	__u8 link;            /* TS_RAW_LINK_*, 0: no bytes could be located */
+	__u8 vlan_accel;      /* 1: vlan_tpid/vlan_tci hold a tag from skb metadata */
+	__u16 vlan_tpid;
+	__u16 vlan_tci;
+	__u32 _pad;
+};
 
 /*
  * Aggregation (-u): one entry per {trap or drop reason, ingress port, flow}.

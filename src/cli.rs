@@ -149,6 +149,10 @@ pub struct Cli {
     #[arg(long = "channel-depth", value_name = "N", allow_negative_numbers = true)]
     pub channel_depth: Option<String>,
 
+    /// With -u: send the first N packets (1..=1000) of each new flow at once, each alone, and count the rest.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub exemplars: Option<String>,
+
     /// Keys each in-kernel flow table holds with -u [default: 1024].
     #[arg(long = "lru-size", alias = "lru_size", value_name = "N", allow_negative_numbers = true)]
     pub lru_size: Option<String>,
@@ -157,6 +161,23 @@ pub struct Cli {
     #[arg(long = "rate-limit", alias = "rate_limit", value_name = "N/s", allow_hyphen_values = true)]
     pub rate_limit: Option<String>,
 
+    /// Also write the packets themselves as pcapng to PATH, or to standard output with `-`
+    /// (e.g. `--pcap - | wireshark -k -i -`); with `-` no collector is needed.
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
+    pub pcap: Option<String>,
+
+    /// Bytes of each packet --pcap captures, 1..=1024 [default: 256, what the dissector reads].
+    #[arg(long = "pcap-snaplen", value_name = "BYTES", allow_negative_numbers = true)]
+    pub pcap_snaplen: Option<String>,
+
+    /// Start a new --pcap file before the current one grows past BYTES (at least 4096) [default: never].
+    #[arg(long = "pcap-rotate-size", value_name = "BYTES", allow_negative_numbers = true)]
+    pub pcap_rotate_size: Option<String>,
+
+    /// Files --pcap-rotate-size keeps, the current one included: PATH, PATH.1, ... [default: 10].
+    #[arg(long = "pcap-rotate-files", value_name = "N", allow_negative_numbers = true)]
+    pub pcap_rotate_files: Option<String>,
+
     /// TOML configuration file; flags override it.
     #[arg(short = 'c', long, value_name = "PATH")]
     pub config: Option<std::path::PathBuf>,
@@ -164,7 +185,35 @@ pub struct Cli {
     /// Validate the flags and configuration file, then exit without capturing.
     #[arg(long = "check-config")]
     pub check_config: bool,
+
+    /// Set for `trapstream top` (a live view in the terminal instead of a stream).
+    #[arg(skip)]
+    pub top: Option<TopArgs>,
 }
+
+/// What `trapstream top` takes besides the capture flags it shares with streaming.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopArgs {
+    /// --window: seconds the rates are averaged over, as typed.
+    pub window: Option<String>,
+}
+
+/// The flags `top` shares with streaming (clap ids, the field names): what
+/// is captured and how. The rest say where a stream goes; `top` takes them
+/// hidden only so that a stray one is refused with a line that says why.
+const TOP_FLAGS: &[&str] = &[
+    "source",
+    "trap_types",
+    "unique_interval",
+    "exemplars",
+    "lru_size",
+    "rate_limit",
+    "ring_size",
+    "channel_depth",
+    "config",
+    "verbose",
+    "check_config",
+];
 
 /// Parse argv. Help and version print and exit 0; any other problem is one
 /// line in an `Error::Usage`.
@@ -173,24 +222,97 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    match Cli::try_parse_from(args) {
-        Ok(cli) => Ok(cli),
-        Err(err) => match err.kind() {
-            clap::error::ErrorKind::DisplayHelp
-            | clap::error::ErrorKind::DisplayVersion
-            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
-            _ => {
-                let rendered = err.to_string();
-                let first = rendered.lines().next().unwrap_or("invalid arguments");
-                Err(Error::Usage(first.trim_start_matches("error: ").to_string()))
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if args.get(1).is_none_or(|first| first != "top") {
+        // Streaming: the flags parsed exactly as before `top` existed (a
+        // stray third positional is an unexpected argument, not a
+        // subcommand); only help comes from the command that lists `top`.
+        let cli = Cli::try_parse_from(&args).map_err(|err| match err.kind() {
+            clap::error::ErrorKind::DisplayHelp => {
+                command().try_get_matches_from(&args).map_or_else(clap_error, |_| clap_error(err))
             }
-        },
+            _ => clap_error(err),
+        })?;
+        if cli.collector_ip.as_deref() == Some("top") {
+            return Err(Error::Usage("top comes before its flags: trapstream top [OPTIONS]".into()));
+        }
+        return Ok(cli);
+    }
+    let matches = build(true).try_get_matches_from(&args).map_err(clap_error)?;
+    let Some(("top", sub)) = matches.subcommand() else {
+        return Err(Error::Usage("top comes before its flags: trapstream top [OPTIONS]".into()));
+    };
+    let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches(sub).map_err(clap_error)?;
+    for arg in <Cli as clap::CommandFactory>::command().get_arguments() {
+        let id = arg.get_id().as_str();
+        if !TOP_FLAGS.contains(&id) && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+            let name = match (arg.get_long(), arg.get_value_names()) {
+                (Some(long), _) => format!("--{long}"),
+                (None, Some([name, ..])) => format!("collector ({name})"),
+                (None, _) => id.to_string(),
+            };
+            return Err(Error::Usage(format!(
+                "top shows the drops in this terminal and takes no {name}: that is for streaming \
+                 (see trapstream --help)"
+            )));
+        }
+    }
+    cli.top = Some(TopArgs { window: sub.get_one::<String>("window").cloned() });
+    Ok(cli)
+}
+
+/// Help and version print and exit 0; any other problem is one line.
+fn clap_error(err: clap::Error) -> Error {
+    match err.kind() {
+        clap::error::ErrorKind::DisplayHelp
+        | clap::error::ErrorKind::DisplayVersion
+        | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
+        _ => {
+            let rendered = err.to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            Error::Usage(first.trim_start_matches("error: ").to_string())
+        }
     }
 }
 
-/// For things that must stay in step with the flags (man page, completions, tests).
+/// For things that must stay in step with the flags (man page, completions,
+/// tests). `top` is built from the same flags, so the two cannot drift.
 pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    build(false)
+}
+
+/// `refusing`: `top` also takes the flags that say where a stream goes,
+/// hidden, so that `parse` can refuse one with a line that says why (and
+/// `Cli` finds every field it reads). Completions list hidden flags, so the
+/// command they are made from has none.
+fn build(refusing: bool) -> clap::Command {
+    let stream = <Cli as clap::CommandFactory>::command();
+    let shared = stream.get_arguments().filter_map(|arg| {
+        let shared = TOP_FLAGS.contains(&arg.get_id().as_str());
+        (shared || refusing).then(|| arg.clone().hide(!shared))
+    });
+    let top = clap::Command::new("top")
+        .about("A live view of the busiest drop reasons and traps, ingress ports and flows (q quits)")
+        .long_about(
+            "A live view, like top(1), of the busiest drop reasons and traps, ingress ports and flows over \
+             a sliding window, with rates and totals, and trapstream's ledger (seen, shown, lost) in a \
+             status line. Keys: v or Tab switches the view, s the sort column, q or Ctrl-C quits. Needs a \
+             terminal; it takes the capture flags and the configuration file's filters, not an output.",
+        )
+        .args(shared.collect::<Vec<_>>())
+        .arg(
+            clap::Arg::new("window")
+                .long("window")
+                .value_name("SECONDS")
+                .allow_negative_numbers(true)
+                .help("Seconds the rates are averaged over, 1..=3600 [default: 10]"),
+        );
+    stream
+        .subcommand(top)
+        // `trapstream --stdout top` is a mistake, not a collector named top.
+        .args_conflicts_with_subcommands(true)
+        // `help` would be a second subcommand; --help does its work.
+        .disable_help_subcommand(true)
 }
 
 /// An IP address as an operator might type it (IPv6 may be in brackets).

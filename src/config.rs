@@ -24,6 +24,9 @@ pub const MAX_UDP_PAYLOAD: usize = 65507;
 const MIN_DATAGRAM: usize = 64;
 /// Largest flow table: each key preallocates ~500 bytes of kernel memory.
 pub const MAX_FLOW_TABLE: usize = 1 << 20;
+/// Most exemplars per new flow: past a few the flow is no longer new, and
+/// every one is a full event on the ring buffer.
+pub const MAX_EXEMPLARS: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sources {
@@ -33,9 +36,17 @@ pub struct Sources {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    Udp { collector: SocketAddr },
-    Tcp { collector: SocketAddr, backlog_bytes: usize },
+    Udp {
+        collector: SocketAddr,
+    },
+    Tcp {
+        collector: SocketAddr,
+        backlog_bytes: usize,
+    },
     Stdout,
+    /// No record output: --pcap is the only one.
+    None,
+    Terminal, // `trapstream top`: a live view in this terminal, no stream
 }
 
 /// Per-trap replacements for the built-in taxonomy texts.
@@ -60,6 +71,8 @@ pub struct Config {
     pub trap_type_mask: u32,
     pub unique_interval: Option<Duration>,
     pub lru_size: u32,
+    /// -u only: the first this many packets of each new flow go out alone (0: off).
+    pub exemplars: u32,
     /// Events per second per trap; 0 = no limit.
     pub rate_limit: u64,
     pub retry_timeout: Duration,
@@ -71,6 +84,10 @@ pub struct Config {
     pub taxonomy: HashMap<String, TaxonomyOverride>,
     /// --check-config: validate, then exit.
     pub check_only: bool,
+    /// --pcap: the packets themselves, as pcapng.
+    pub pcap: Option<PcapConfig>,
+    /// `trapstream top`: the window its rates are averaged over.
+    pub top_window: Option<Duration>,
 }
 
 /// Where a value came from, so that an error can point at it.
@@ -185,9 +202,14 @@ struct FileConfig {
     ring_size: Option<Spanned<i64>>,
     channel_depth: Option<Spanned<i64>>,
     lru_size: Option<Spanned<i64>>,
+    exemplars: Option<Spanned<i64>>,
     transport: Option<Spanned<TransportArg>>,
     rate_limit: Option<Spanned<RateText>>,
     tcp_backlog: Option<Spanned<i64>>,
+    pcap: Option<Spanned<String>>,
+    pcap_snaplen: Option<Spanned<i64>>,
+    pcap_rotate_size: Option<Spanned<i64>>,
+    pcap_rotate_files: Option<Spanned<i64>>,
     filters: Option<FileFilters>,
     taxonomy: Option<HashMap<String, FileTaxonomy>>,
 }
@@ -262,7 +284,19 @@ impl Config {
             setting("collector address", &cli.collector_ip, "collector_ip", spanned(&parsed.collector_ip));
         let collector_port =
             setting("COLLECTOR_PORT", &cli.collector_port, "collector_port", spanned(&parsed.collector_port));
+        let pcap = pcap::pcap_config(cli, &parsed, &setting)?;
+        // Under top, a --pcap key in the file is the service's output too.
+        let pcap = if cli.top.is_some() { None } else { pcap };
+        if stdout && pcap.as_ref().is_some_and(|p| p.path == PcapPath::Stdout) {
+            return Err(usage(
+                "--pcap - writes the capture to standard output: it cannot take --stdout's records too",
+            ));
+        }
         let output = match (stdout, collector_ip, collector_port) {
+            // The file's output keys are the service's: `top -c` with the
+            // service's file takes its capture settings and filters only.
+            _ if cli.top.is_some() => Output::Terminal,
+            (false, None, None) if pcap.is_some() => Output::None,
             (true, None, None) => Output::Stdout,
             (true, _, _) => return Err(usage("--stdout takes no collector address and port")),
             (false, Some(ip), Some(port)) => {
@@ -279,11 +313,13 @@ impl Config {
             }
             (false, Some(_), None) => return Err(usage("missing COLLECTOR_PORT after COLLECTOR_IP")),
             (false, None, _) => {
-                return Err(usage("a collector (COLLECTOR_IP COLLECTOR_PORT) or --stdout is required"))
+                return Err(usage(
+                    "a collector (COLLECTOR_IP COLLECTOR_PORT), --stdout or --pcap is required",
+                ))
             }
         };
         let format = cli.format.or(parsed.format.as_ref().map(|f| *f.get_ref())).unwrap_or(Format::Json);
-        if format == Format::Text && output != Output::Stdout {
+        if format == Format::Text && !matches!(output, Output::Stdout | Output::Terminal) {
             return Err(usage("-f text is for --stdout only; collectors take json or influx"));
         }
 
@@ -346,6 +382,11 @@ impl Config {
             Some(s) => Some(parse_seconds(&s, true)?),
             None => None,
         };
+        if output == Output::None && unique_interval.is_some() {
+            return Err(usage(
+                "-u counts packets without their bytes, which --pcap cannot show: give a collector or --stdout too",
+            ));
+        }
         let ring = setting("--ring-size", &cli.ring_size, "ring_size", spanned(&parsed.ring_size))
             .unwrap_or_else(|| Setting { text: "4194304".into(), origin: Origin::Flag("--ring-size") });
         let ring_size = parse_count(&ring, 4096, 1 << 30)?;
@@ -370,6 +411,20 @@ impl Config {
             4,
             MAX_FLOW_TABLE,
         )?;
+        let exemplars = match setting("--exemplars", &cli.exemplars, "exemplars", spanned(&parsed.exemplars))
+        {
+            None => 0,
+            Some(s) => {
+                let n = parse_count(&s, 1, MAX_EXEMPLARS)?;
+                if unique_interval.is_none() {
+                    // Exemplars are the first packets of flows that -u counts: alone they mean nothing.
+                    return Err(s.error(
+                        "needs -u (--unique-interval): exemplars are the first packets of counted flows",
+                    ));
+                }
+                n as u32
+            }
+        };
 
         let rate_limit =
             match setting("--rate-limit", &cli.rate_limit, "rate_limit", spanned(&parsed.rate_limit)) {
@@ -444,6 +499,17 @@ impl Config {
             }
         }
 
+        let top_window = match &cli.top {
+            None => None,
+            Some(top) => {
+                let window = Setting {
+                    text: top.window.clone().unwrap_or_else(|| "10".into()),
+                    origin: Origin::Flag("--window"),
+                };
+                Some(Duration::from_secs(parse_count(&window, 1, 3600)? as u64))
+            }
+        };
+
         Ok(Config {
             output,
             format,
@@ -455,6 +521,7 @@ impl Config {
             trap_type_mask,
             unique_interval,
             lru_size: lru_size as u32,
+            exemplars,
             rate_limit,
             retry_timeout,
             stats_interval: (!stats.is_zero()).then_some(stats),
@@ -464,6 +531,8 @@ impl Config {
             filters,
             taxonomy,
             check_only: cli.check_config,
+            pcap,
+            top_window,
         })
     }
 }
@@ -546,6 +615,9 @@ fn default_device_ip(output: &Output) -> IpAddr {
         .map(|a| a.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
+
+mod pcap;
+pub use pcap::{PcapConfig, PcapPath, DEFAULT_SNAP_LEN, MAX_SNAP_LEN, MIN_ROTATE_SIZE};
 
 #[cfg(test)]
 mod tests;

@@ -2,9 +2,10 @@
 //! drops, dissected in eBPF and streamed to a collector.
 //!
 //! Data flows one way: `capture` (BPF programs, ring buffer) → `record`
-//! (decode into owned records) → channel → `sender` (`encode` + `transport`).
+//! (decode into owned records) → channel → `sender` (`encode` + `transport`),
+//! and with --pcap a second channel → `pcap` (pcapng files or a pipe).
 //! `config` turns flags into validated settings; `stats` accounts for every
-//! event.
+//! event. `top` takes the sender's place for the live terminal view.
 
 pub mod abi;
 pub mod capture;
@@ -15,10 +16,12 @@ pub mod encode;
 pub mod error;
 mod inthash;
 pub mod netdb;
+pub mod pcap;
 pub mod record;
 pub mod sender;
 pub mod stats;
 pub mod taxonomy;
+pub mod top;
 pub mod transport;
 
 pub use error::{Error, Result};

@@ -13,10 +13,12 @@ use trapstream::config::{Config, Output};
 use trapstream::encode::{Context, Encoder};
 use trapstream::error::{Error, Result};
 use trapstream::netdb::NetDb;
+use trapstream::pcap;
 use trapstream::record;
 use trapstream::sender::{self, Item, SenderConfig};
 use trapstream::stats::{Snapshot, Stats};
-use trapstream::transport::{Framing, Packer, Sink, StdoutSink, TcpSink, UdpSink};
+use trapstream::top;
+use trapstream::transport::{Framing, NullSink, Packer, Sink, StdoutSink, TcpSink, UdpSink};
 
 /// How long the poll thread sleeps when the ring buffer is empty.
 const POLL_IDLE: Duration = Duration::from_millis(5);
@@ -39,15 +41,28 @@ fn main() {
 fn run() -> Result<()> {
     let cli = cli::parse(std::env::args_os())?;
     let cfg = Config::load(&cli)?;
+    if cfg.top_window.is_some() && !cfg.check_only {
+        top::check_terminal()?;
+    }
     let level = if cfg.verbose { tracing::Level::DEBUG } else { tracing::Level::INFO };
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_max_level(level).init();
+    let log = tracing_subscriber::fmt().with_target(false).with_max_level(level);
+    // top owns the terminal: its log waits until the terminal is given back.
+    let held_log = cfg.top_window.map(|_| top::HeldLog::new());
+    match held_log.clone() {
+        Some(held) => log.with_writer(move || held.clone()).init(),
+        None => log.with_writer(std::io::stderr).init(),
+    }
     // libbpf's own messages (verifier logs among them) are many lines: they go
     // to the log at debug level (-v) so that a failure is one line by default.
     libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, libbpf_log)));
 
     // Before any thread starts, so that every thread inherits the mask and
     // only the main thread's sigtimedwait sees SIGINT/SIGTERM.
-    let signals = SignalSet::block(&[libc::SIGINT, libc::SIGTERM])?;
+    // top also ends cleanly when its terminal goes away (SSH hang-up).
+    let signals = match cfg.top_window {
+        None => SignalSet::block(&[libc::SIGINT, libc::SIGTERM])?,
+        Some(_) => SignalSet::block(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?,
+    };
 
     let btf = libbpf_rs::btf::Btf::from_vmlinux().map_err(|e| {
         Error::Environment(format!(
@@ -64,9 +79,11 @@ fn run() -> Result<()> {
         trap_type_mask: cfg.trap_type_mask,
         ring_size: cfg.ring_size,
         flow_capacity: cfg.unique_interval.map(|_| cfg.lru_size),
+        exemplars: cfg.exemplars,
         filters: cfg.filters.clone(),
         rate_limit: cfg.rate_limit,
         own_traffic: None,
+        raw_snap_len: cfg.pcap.as_ref().map_or(0, |p| p.snap_len),
     };
     // Errors first, so that bad input stays one line; then what is legal
     // but matches nothing.
@@ -90,28 +107,41 @@ fn run() -> Result<()> {
         drop_reasons,
         taxonomy: cfg.taxonomy.clone(),
     };
-    let (mut sink, framing, max_datagram): (Box<dyn Sink + Send>, Framing, usize) = match &cfg.output {
+    let (mut sink, framing, max_datagram): (Option<Box<dyn Sink + Send>>, _, _) = match &cfg.output {
         Output::Udp { collector } => {
             let framing = if cfg.format == Format::Json { Framing::JsonArray } else { Framing::Lines };
             let sink = UdpSink::connect(*collector)
                 .map_err(Error::io(format!("opening a UDP socket to {collector}")))?;
             let local = sink.local_addr().map_err(Error::io("reading the UDP socket's address"))?;
             capture_cfg.own_traffic = Some((local, *collector));
-            (Box::new(sink), framing, cfg.max_datagram)
+            (Some(Box::new(sink)), framing, cfg.max_datagram)
         }
         // A batch per line: its size is bounded by -b, not by a datagram.
         Output::Tcp { collector, backlog_bytes } => {
             let framing = if cfg.format == Format::Json { Framing::JsonArray } else { Framing::Lines };
-            (Box::new(TcpSink::new(*collector, cfg.retry_timeout, *backlog_bytes)), framing, usize::MAX)
+            (Some(Box::new(TcpSink::new(*collector, cfg.retry_timeout, *backlog_bytes))), framing, usize::MAX)
         }
         // One record per line; writes are grouped but never split a line.
-        Output::Stdout => (Box::new(StdoutSink::new()), Framing::Lines, 1 << 16),
+        Output::Stdout => (Some(Box::new(StdoutSink::new())), Framing::Lines, 1 << 16),
+        Output::None => (Some(Box::new(NullSink)), Framing::Lines, 1 << 16),
+        // top counts the records itself: no sender, no sink.
+        Output::Terminal => (None, Framing::Lines, 0),
+    };
+    // Opened now, so that a path that cannot be written is one line before capture starts.
+    let pcap_writer = match &cfg.pcap {
+        None => None,
+        Some(p) => Some(pcap::Writer::open(p).map_err(|e| {
+            Error::Usage(format!(
+                "--pcap {}: {e}",
+                cli.pcap.as_deref().unwrap_or("(from the configuration file)")
+            ))
+        })?),
     };
 
     let mut storage = MaybeUninit::uninit();
     let mut capture = Capture::load(&capture_cfg, support, &ctx.drop_reasons, &mut storage)?;
 
-    let stats = std::sync::Arc::new(Stats::default());
+    let stats = std::sync::Arc::new(Stats::with_pcap(cfg.pcap.as_ref().map(|_| cfg.output == Output::None)));
     let clock = std::sync::Arc::new(BootToWall::new());
     let (tx, rx) = crossbeam_channel::bounded(cfg.channel_depth);
     // The main thread's handle, for streaming the counters.
@@ -148,14 +178,25 @@ fn run() -> Result<()> {
             })
         }
     };
+    let (pcap_tx, pcap_rx) = match &pcap_writer {
+        Some(_) => {
+            let (tx, rx) = crossbeam_channel::bounded(cfg.channel_depth);
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    let records_out = cfg.output != Output::None;
     let ring = {
         let (stats, clock) = (stats.clone(), clock.clone());
         capture.ring_buffer(move |bytes: &[u8]| {
-            match record::decode(bytes, clock.get()) {
-                Ok(rec) => {
+            match record::decode_with_raw(bytes, clock.get()) {
+                Ok((rec, raw)) => {
                     Stats::add(&stats.read, 1);
+                    if let Some(pcap_tx) = &pcap_tx {
+                        pcap::route(pcap_tx, &rec, raw, &stats);
+                    }
                     // Never block the poll thread: a full channel is a counted loss.
-                    if tx.try_send(Item::Record(rec)).is_err() {
+                    if records_out && tx.try_send(Item::Record(rec)).is_err() {
                         Stats::add(&stats.channel_lost, 1);
                     }
                 }
@@ -176,13 +217,32 @@ fn run() -> Result<()> {
             _ => "skb drops",
         },
         match cfg.unique_interval {
-            Some(i) => format!(", counted per flow every {:?} in tables of {} keys", i, cfg.lru_size),
+            Some(i) => format!(
+                ", counted per flow every {:?} in tables of {} keys{}",
+                i,
+                cfg.lru_size,
+                match cfg.exemplars {
+                    0 => String::new(),
+                    n => format!(", the first {n} packets of each new flow at once"),
+                }
+            ),
             None => String::new(),
         },
         match &cfg.output {
             Output::Udp { collector } => format!("udp://{collector}"),
             Output::Tcp { collector, .. } => format!("tcp://{collector}"),
             Output::Stdout => "stdout".into(),
+            Output::None => "no records".into(),
+            Output::Terminal => "terminal".into(),
+        } + &match &cfg.pcap {
+            Some(p) => format!(
+                ", packets as pcapng to {}",
+                match &p.path {
+                    trapstream::config::PcapPath::Stdout => "standard output".to_string(),
+                    trapstream::config::PcapPath::File(path) => path.display().to_string(),
+                }
+            ),
+            None => String::new(),
         }
     );
 
@@ -206,14 +266,59 @@ fn run() -> Result<()> {
                 result
             })
             .map_err(Error::io("starting the poll thread"))?;
+        if let Some(window) = cfg.top_window {
+            // The view takes the sender's place, on this thread.
+            drop(stats_tx);
+            let mut screen =
+                top::Screen::open(window, cfg.unique_interval.is_some(), held_log.unwrap_or_default());
+            let viewed = match &mut screen {
+                Ok(screen) => screen.run(&mut top::Feed {
+                    records: &rx,
+                    stats: &stats,
+                    drop_reasons: &ctx.drop_reasons,
+                    ledger: &|| stats.snapshot(capture.kernel_counters().unwrap_or_default()),
+                    ended: &mut || signals.wait(Duration::ZERO).is_some() || poller.is_finished(),
+                    tick: &|| clock.refresh(),
+                }),
+                Err(_) => Ok(()),
+            };
+            capture.detach();
+            stop.store(true, Ordering::Release);
+            let polled = poller.join().unwrap_or_else(|_| Err(Error::Usage("poll thread panicked".into())));
+            match screen {
+                Ok(screen) => screen.close(&rx, &stats, &ctx.drop_reasons),
+                Err(err) => {
+                    // Read but never shown: counted, as a full channel's are.
+                    Stats::add(&stats.channel_lost, rx.try_iter().count() as u64);
+                    return Err(err);
+                }
+            }
+            return viewed.and(polled);
+        }
         let sender = thread::Builder::new()
             .name("sender".into())
             .spawn_scoped(scope, || {
                 let encoder = Encoder::new(cfg.format);
                 let packer = Packer::new(framing, max_datagram);
+                let Some(sink) = sink.as_mut() else {
+                    return Err(Error::Usage("no output to stream to".into()));
+                };
                 sender::run(rx, &ctx, encoder, packer, sink.as_mut(), &sender_cfg, &stats, &output_failed)
             })
             .map_err(Error::io("starting the sender thread"))?;
+        let pcap_thread = match (pcap_writer, pcap_rx) {
+            (Some(writer), Some(rx)) => Some(
+                thread::Builder::new()
+                    .name("pcap".into())
+                    .spawn_scoped(scope, || {
+                        // With no other output, a reader that leaves ends trapstream.
+                        let failed = (!records_out).then_some(&output_failed);
+                        writer.run(rx, &ctx, &stats, &stop, failed)
+                    })
+                    .map_err(Error::io("starting the pcap thread"))?,
+            ),
+            _ => None,
+        };
 
         let mut next_stats = cfg.stats_interval.map(|i| Instant::now() + i);
         loop {
@@ -247,7 +352,12 @@ fn run() -> Result<()> {
         // The last handle to the channel: the sender drains it and exits.
         drop(stats_tx);
         let sent = sender.join().unwrap_or_else(|_| Err(Error::Usage("sender thread panicked".into())));
-        polled.and(sent)
+        // Its channel closed with the ring buffer: it has written or counted everything.
+        let captured = match pcap_thread {
+            Some(t) => t.join().map_err(|_| Error::Usage("pcap thread panicked".into())),
+            None => Ok(()),
+        };
+        polled.and(sent).and(captured)
     });
     log_stats(&capture, &stats, "final");
     outcome

@@ -11,8 +11,10 @@ use crate::error::{Error, Result};
 use crate::taxonomy::Kind;
 
 mod packet;
+mod raw;
 mod sdk;
 pub use packet::*;
+pub use raw::{Link, RawFrame};
 pub use sdk::{AclDirection, AclRule, Latency, Occupancy, Wjh};
 
 /// A short string copied out of a kernel `char[N]`: NUL-terminated, maybe not UTF-8.
@@ -215,13 +217,37 @@ pub struct FlowCount {
     /// Unix time in ns of the first and last packet.
     pub first_ns: u64,
     pub last_ns: u64,
-    /// Sent alone because the kernel's table had no room for its key.
-    pub overflow: bool,
+    /// Which kind of -u record this is.
+    pub kind: FlowKind,
+}
+
+/// What a -u record is: every one carries `count`, so that summing it over
+/// all of them gives the packets seen; this says how it came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    /// Packets counted into the kernel's table and drained.
+    Flow,
+    /// One packet sent alone because the table had no room for its key.
+    Overflow,
+    /// One of the first packets of a new flow, sent alone at once (--exemplars).
+    Exemplar,
+}
+
+impl FlowKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowKind::Flow => "flow",
+            FlowKind::Overflow => "overflow",
+            FlowKind::Exemplar => "exemplar",
+        }
+    }
 }
 
 // ABI constants, mirrored from include/trapstream.h (the skeleton carries types, not macros).
 const TS_KIND_EVENT: u8 = 1;
 const TS_EV_AGG_OVERFLOW: u8 = 1;
+const TS_EV_EXEMPLAR: u8 = 2;
+const TS_EV_RAW: u8 = 4;
 const TS_SOURCE_DEVLINK: u8 = 1;
 const TS_SOURCE_SKB: u8 = 2;
 const TS_SOURCE_TEST: u8 = 3;
@@ -268,6 +294,12 @@ fn trap_type_of(value: u8) -> Result<Kind> {
 /// Decode one ring-buffer record. `boot_to_wall_ns` converts CLOCK_BOOTTIME to
 /// Unix time (see `clock`).
 pub fn decode(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
+    decode_with_raw(bytes, boot_to_wall_ns).map(|(rec, _)| rec)
+}
+
+/// Decode one ring-buffer record and the packet's bytes it carries, if the
+/// kernel was asked for them (`--pcap`) and could locate them.
+pub fn decode_with_raw(bytes: &[u8], boot_to_wall_ns: i64) -> Result<(Record, Option<RawFrame>)> {
     // A kernel drop's record stops before the devlink fields, which stay
     // zero here; a devlink trap's is whole.
     let source = bytes.get(1).copied();
@@ -290,8 +322,28 @@ pub fn decode(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
             plain::from_bytes::<abi::ts_event>(&copy.0).map_err(|_| short())?
         }
     };
-    // Built where the caller wants it: a Record is a few hundred bytes.
-    decode_event(raw, boot_to_wall_ns)
+    let mut rec = decode_event(raw, boot_to_wall_ns)?;
+    let alone = if raw.flags & TS_EV_AGG_OVERFLOW != 0 {
+        Some(FlowKind::Overflow)
+    } else if raw.flags & TS_EV_EXEMPLAR != 0 {
+        Some(FlowKind::Exemplar)
+    } else {
+        None
+    };
+    // A -u packet sent alone is a flow of one, so that sums over counts hold.
+    rec.flow = alone.map(|kind| FlowCount {
+        packets: 1,
+        bytes: u64::from(rec.packet.len),
+        first_ns: rec.time_ns,
+        last_ns: rec.time_ns,
+        kind,
+    });
+    let raw = match raw.flags & TS_EV_RAW {
+        0 => None,
+        // Raw bytes follow only a whole event: a short record saying so is malformed.
+        _ => raw::decode_raw(bytes.get(EVENT_SIZE..).ok_or(Error::RecordSize { len: bytes.len(), expected: EVENT_SIZE })?)?,
+    };
+    Ok((rec, raw))
 }
 
 /// Room for one `ts_event`, aligned as it is.
@@ -328,7 +380,7 @@ pub fn decode_flow(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
         bytes: raw.bytes,
         first_ns: wall(raw.first_ns),
         last_ns: wall(raw.last_ns),
-        overflow: false,
+        kind: FlowKind::Flow,
     });
     Ok(rec)
 }
@@ -371,18 +423,15 @@ fn decode_event(raw: &abi::ts_event, boot_to_wall_ns: i64) -> Result<Record> {
         Ingress { name: FixedStr::from_c(&raw.ifname), ifindex: raw.ifindex, netns_ino: raw.netns_ino };
     let (ingress, egress) = direction(raw, device);
     let egress = egress.or(sdk_egress);
-    let time_ns = raw.time_ns.saturating_add_signed(boot_to_wall_ns);
-    let packet = decode_packet(&raw.pkt);
-    // Sent alone because the kernel's flow table was full (decode_flow
-    // replaces this with the table's counts).
-    let flow = (raw.flags & TS_EV_AGG_OVERFLOW != 0).then(|| FlowCount {
-        packets: 1,
-        bytes: u64::from(packet.len),
-        first_ns: time_ns,
-        last_ns: time_ns,
-        overflow: true,
-    });
-    Ok(Record { time_ns, boot_ns: raw.time_ns, origin, ingress, egress, packet, flow })
+    Ok(Record {
+        time_ns: raw.time_ns.saturating_add_signed(boot_to_wall_ns),
+        boot_ns: raw.time_ns,
+        origin,
+        ingress,
+        egress,
+        packet: decode_packet(&raw.pkt),
+        flow: None,
+    })
 }
 
 /// Which way the reported device faces. A devlink trap's device is always its

@@ -17,6 +17,8 @@ pub struct KernelCounters {
     pub aggregated: u64,
     /// Packets sent alone because the flow table was full (-u).
     pub overflow: u64,
+    /// Packets sent alone as the first of a new flow (-u --exemplars).
+    pub exemplars: u64,
     /// Events suppressed by --rate-limit.
     pub rate_limited: u64,
     /// Tracepoint hits never handled because a trapstream program was
@@ -63,6 +65,15 @@ pub struct Stats {
     pub flow_packets_lost: AtomicU64,
     /// Records waiting in the transport's backlog (TCP while disconnected): a gauge.
     pub queued: AtomicU64,
+    /// --pcap: per-packet records handed to the capture (each is then written
+    /// or lost), packets written, and packets lost on the way (full channel,
+    /// failed write, no bytes located, a reader gone).
+    pub pcap_frames: AtomicU64,
+    pub pcap_written: AtomicU64,
+    pub pcap_lost: AtomicU64,
+    /// --pcap on: Some(true) when the capture is the only output (the
+    /// records then go nowhere else, so `read` = `pcap_frames`).
+    pub pcap: Option<bool>,
 }
 
 impl Default for Stats {
@@ -86,11 +97,20 @@ impl Default for Stats {
             flow_packets: zero(),
             flow_packets_lost: zero(),
             queued: zero(),
+            pcap_frames: zero(),
+            pcap_written: zero(),
+            pcap_lost: zero(),
+            pcap: None,
         }
     }
 }
 
 impl Stats {
+    /// `pcap`: see the field.
+    pub fn with_pcap(pcap: Option<bool>) -> Stats {
+        Stats { pcap, ..Default::default() }
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -115,6 +135,10 @@ impl Stats {
             flow_packets: get(&self.flow_packets),
             flow_packets_lost: get(&self.flow_packets_lost),
             queued: get(&self.queued),
+            pcap_frames: get(&self.pcap_frames),
+            pcap_written: get(&self.pcap_written),
+            pcap_lost: get(&self.pcap_lost),
+            pcap: self.pcap,
             time_ns: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
@@ -142,6 +166,10 @@ pub struct Snapshot {
     pub flow_packets: u64,
     pub flow_packets_lost: u64,
     pub queued: u64,
+    pub pcap_frames: u64,
+    pub pcap_written: u64,
+    pub pcap_lost: u64,
+    pub pcap: Option<bool>,
     /// When the snapshot was taken (Unix ns) and how long trapstream has run.
     pub time_ns: u64,
     pub uptime_seconds: u64,
@@ -149,7 +177,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Every counter by name, in a fixed order: what `trapstream_stats` carries.
-    pub fn fields(&self) -> [(&'static str, u64); 27] {
+    pub fn fields(&self) -> [(&'static str, u64); 31] {
         [
             ("seen", self.kernel.seen),
             ("nested", self.kernel.nested),
@@ -159,6 +187,7 @@ impl Snapshot {
             ("rate_limited", self.kernel.rate_limited),
             ("aggregated", self.kernel.aggregated),
             ("overflow", self.kernel.overflow),
+            ("exemplars", self.kernel.exemplars),
             ("read", self.read),
             ("decode_errors", self.decode_errors),
             ("channel_lost", self.channel_lost),
@@ -175,6 +204,9 @@ impl Snapshot {
             ("flow_records", self.flow_records),
             ("flow_packets", self.flow_packets),
             ("flow_packets_lost", self.flow_packets_lost),
+            ("pcap_frames", self.pcap_frames),
+            ("pcap_written", self.pcap_written),
+            ("pcap_lost", self.pcap_lost),
             // Every loss in one number, for an alert.
             (
                 "lost",
@@ -184,7 +216,8 @@ impl Snapshot {
                     + self.channel_lost
                     + self.send_lost
                     + self.unacked_lost
-                    + self.refused,
+                    + self.refused
+                    + self.pcap_lost,
             ),
             ("uptime_seconds", self.uptime_seconds),
             ("time_ns", self.time_ns),
@@ -220,15 +253,26 @@ impl fmt::Display for Snapshot {
         if self.flushes > 0 || self.kernel.aggregated > 0 {
             write!(
                 f,
-                " aggregated={} overflow={} flushes={} early_flushes={} flow_records={} flow_packets={} \
-                 flow_packets_lost={}",
+                " aggregated={} overflow={} exemplars={} flushes={} early_flushes={} flow_records={} \
+                 flow_packets={} flow_packets_lost={}",
                 self.kernel.aggregated,
                 self.kernel.overflow,
+                self.kernel.exemplars,
                 self.flushes,
                 self.early_flushes,
                 self.flow_records,
                 self.flow_packets,
                 self.flow_packets_lost
+            )?;
+        }
+        if let Some(only) = self.pcap {
+            write!(
+                f,
+                " pcap_frames={} pcap_written={} pcap_lost={}{}",
+                self.pcap_frames,
+                self.pcap_written,
+                self.pcap_lost,
+                if only { " outputs=pcap" } else { "" }
             )?;
         }
         Ok(())

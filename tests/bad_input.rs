@@ -138,6 +138,10 @@ fn malformed_flags() {
         (&["--source", "xdp", "--stdout"], &["invalid value 'xdp'", "--source"]),
         (&["-u", "-1", "--stdout"], &["--unique-interval must be more than 0 seconds, got -1"]),
         (&["-u", "0", "--stdout"], &["--unique-interval must be more than 0 seconds, got 0"]),
+        (&["--exemplars", "3", "--stdout"], &["--exemplars needs -u (--unique-interval)"]),
+        (&["-u", "5", "--exemplars", "0", "--stdout"], &["--exemplars must be 1..=1000, got 0"]),
+        (&["-u", "5", "--exemplars", "1001", "--stdout"], &["--exemplars must be 1..=1000, got 1001"]),
+        (&["-u", "5", "--exemplars", "3x", "--stdout"], &["--exemplars '3x' is not a whole number"]),
         (&["-r", "abc", "--stdout"], &["--retry-timeout 'abc' is not a number of seconds"]),
         (&["-i", "nan", "--stdout"], &["--interval must be 0 or more seconds, got nan"]),
         (&["-i", "inf", "--stdout"], &["--interval must be 0 or more seconds, got inf"]),
@@ -300,4 +304,24 @@ fn unreadable_config_file_as_non_root() {
     ]);
     let r = run(cmd);
     report(problem("an unreadable file", &r, &[utf8(&config), "Permission denied"]).into_iter().collect());
+}
+
+/// `trapstream top` shows drops in the terminal: an output is a mistake.
+#[test]
+fn top_with_an_output() {
+    let table: &[(&[&str], &[&str])] = &[
+        (&["top", "--stdout"], &["top shows the drops in this terminal and takes no --stdout"]),
+        (&["top", "127.0.0.1", "8094"], &["takes no collector (COLLECTOR_IP)"]),
+        (&["top", "-f", "json"], &["takes no --format"]),
+        (&["top", "--transport", "tcp"], &["takes no --transport"]),
+        (&["--stdout", "top"], &["top comes before its flags: trapstream top [OPTIONS]"]),
+        // -c is the configuration file, for top as for streaming.
+        (&["top", "-c", "127.0.0.1:8094"], &["127.0.0.1:8094: No such file or directory"]),
+        (&["top", "--window", "0"], &["--window must be 1..=3600, got 0"]),
+    ];
+    let failures = table
+        .iter()
+        .filter_map(|(args, needles)| problem(&format!("{args:?}"), &trapstream(args), needles))
+        .collect();
+    report(failures);
 }

@@ -17,7 +17,7 @@ fn bad_input_exits_2_with_one_line() {
         (&["-i", "-2", "127.0.0.1", "8094"], "--interval must be 0 or more seconds, got -2"),
         (&["-f", "xml", "127.0.0.1", "8094"], "invalid value 'xml'"),
         (&["--max-datagram", "10", "--stdout"], "--max-datagram must be 64..=65507, got 10"),
-        (&[], "a collector (COLLECTOR_IP COLLECTOR_PORT) or --stdout is required"),
+        (&[], "a collector (COLLECTOR_IP COLLECTOR_PORT), --stdout or --pcap is required"),
         (&["--no-such-flag", "--stdout"], "unexpected argument '--no-such-flag'"),
     ];
     for (args, needle) in table {

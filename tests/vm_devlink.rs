@@ -232,6 +232,37 @@ fn check_kernel(version: &str) {
         );
     }
 
+    // 5b. Aggregation with exemplars: still devlink's counts, trap by trap,
+    // over exemplar and flow records together. netdevsim gives every packet
+    // random MACs and a random UDP source port, so each report is a new flow
+    // and goes out as an exemplar, unless the ring was full for it (then it
+    // is counted into its flow).
+    let stats = final_stats(&dir, "aggregate_exemplars");
+    let recs = records(&dir, "aggregate_exemplars");
+    let expected: BTreeMap<String, u64> = reported(&dir, "aggregate_exemplars")
+        .into_iter()
+        .filter(|(n, _)| !control.contains(n.as_str()))
+        .collect();
+    assert_eq!(per_trap(&recs), expected, "{version}: counts with exemplars; {stats}");
+    let exemplars: Vec<&Value> = recs.iter().filter(|r| r["aggregation"] == "exemplar").collect();
+    assert!(!exemplars.is_empty(), "{version}: every report is a new flow: {stats}");
+    assert_eq!(exemplars.len() as u64, counter(&stats, "exemplars"), "{stats}");
+    assert_eq!(counter(&stats, "aggregated"), counter(&stats, "flow_packets"), "{stats}");
+    assert_eq!(
+        counter(&stats, "aggregated") + counter(&stats, "exemplars"),
+        expected.values().sum::<u64>(),
+        "{version}: each report an exemplar or counted: {stats}"
+    );
+    for r in &recs {
+        check_record(r, &ports, &group_of);
+        let kind = r["aggregation"].as_str().expect("every -u record says its kind");
+        assert!(kind == "exemplar" || kind == "flow", "{r}");
+        if kind == "exemplar" {
+            assert_eq!((r["count"].as_u64(), r["bytes"].as_u64()), (Some(1), Some(142)), "{r}");
+            assert_eq!(r["firstSeen"], r["timestamp"], "an exemplar has its own time: {r}");
+        }
+    }
+
     // 6. The kernel's own drops: a reason only where the tracepoint has one (5.17+).
     let recs: Vec<Value> = records(&dir, "skb")
         .into_iter()
@@ -288,6 +319,42 @@ fn check_kernel(version: &str) {
     assert!(!expected.is_empty(), "{version}: traps besides fid_miss in the window");
     assert_eq!(per_trap(&traps), expected, "{version}: all but the excluded trap; {stats}");
     assert_eq!(to_ports(&recs, 7301..=7303).len(), 3, "{version}: every kernel drop; {stats}");
+
+    // 8. The packets as pcapng next to the records: one packet per record,
+    // each on its port's interface, named by its trap in the comment, at
+    // the record's instant.
+    let stats = final_stats(&dir, "pcap");
+    let recs = records(&dir, "pcap");
+    assert_eq!(per_trap(&recs), reported_by_default(&dir, "pcap"), "{version}: pcap scenario; {stats}");
+    assert!(per_trap(&recs).contains_key("blackhole_route"), "{version}: a drop trap in the window");
+    let fields = [
+        "frame.interface_name",
+        "frame.interface_description",
+        "frame.comment",
+        "frame.time_epoch",
+        "ip.proto",
+    ];
+    let packets = common::tshark_file(&dir.join("pcap.pcapng"), &fields);
+    assert_eq!(packets.len() as u64, counter(&stats, "pcap_written"), "{version}: {stats}");
+    assert_eq!(counter(&stats, "pcap_lost"), 0, "{version}: {stats}");
+    let mut in_pcap: Vec<(String, String)> = Vec::new();
+    for p in &packets {
+        assert!(ports.contains(&p[0]), "{version}: interface {p:?} is one of {ports:?}");
+        assert!(p[1].starts_with(&format!("devlink {DEVICE} trap reports")), "{version}: {p:?}");
+        assert_eq!(p[4], "17", "{version}: netdevsim's packets are UDP: {p:?}");
+        let trap = p[2].strip_prefix("trapName=").and_then(|c| c.split(' ').next()).expect("trapName first");
+        let group = group_of.get(trap).unwrap_or_else(|| panic!("{version}: unknown trap in {p:?}"));
+        assert!(p[2].contains(&format!(" trapGroup={group} ")), "{version}: {p:?}");
+        assert!(p[2].contains(&format!(" devlinkDevice={DEVICE}")), "{version}: {p:?}");
+        in_pcap.push((trap.to_string(), p[3].clone()));
+    }
+    let mut in_records: Vec<(String, String)> = recs
+        .iter()
+        .map(|r| (r["trapName"].as_str().unwrap().to_string(), r["timestamp"].as_str().unwrap().to_string()))
+        .collect();
+    in_pcap.sort();
+    in_records.sort();
+    assert_eq!(in_pcap, in_records, "{version}: the same packets, trap and instant");
 }
 
 #[test]

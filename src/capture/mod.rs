@@ -44,11 +44,15 @@ pub struct CaptureConfig {
     pub ring_size: u32,
     /// Count per flow in the kernel (-u) with tables of this many keys.
     pub flow_capacity: Option<u32>,
+    /// With -u: the first this many packets of each new flow key go out alone at once (0: off).
+    pub exemplars: u32,
     pub filters: Filters,
     /// Events per second each trap or drop reason may emit (0: no limit).
     pub rate_limit: u64,
     /// trapstream's own datagrams (local address, collector): their drops are not reported.
     pub own_traffic: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+    /// --pcap: packet bytes each event carries (0: none, the events stay headers only).
+    pub raw_snap_len: u32,
 }
 
 /// What the running kernel offers, read from its BTF.
@@ -117,7 +121,9 @@ impl<'obj> Capture<'obj> {
         rodata.aggregate = cfg.flow_capacity.is_some();
         rodata.flow_capacity = cfg.flow_capacity.unwrap_or(1);
         rodata.rate_limit = cfg.rate_limit;
+        rodata.exemplars = if cfg.flow_capacity.is_some() { cfg.exemplars } else { 0 };
         rodata.track_sdk_copies = cfg.sources.devlink && cfg.sources.skb;
+        rodata.raw_snap_len = cfg.raw_snap_len;
         if let Some((local, collector)) = cfg.own_traffic {
             rodata.self_sport = local.port();
             rodata.self_dport = collector.port();
@@ -144,6 +150,10 @@ impl<'obj> Capture<'obj> {
                 .set_max_entries(cfg.flow_capacity.unwrap_or(1))
                 .map_err(Error::bpf("sizing the flow tables"))?;
         }
+        open.maps
+            .exemplar_seen
+            .set_max_entries(exemplar_memory(cfg))
+            .map_err(Error::bpf("sizing the exemplar memory"))?;
         let loaded = Loaded {
             devlink: cfg.sources.devlink,
             skb_reason: cfg.sources.skb && support.skb_drop_reason,
@@ -243,9 +253,22 @@ impl<'obj> Capture<'obj> {
     }
 }
 
+/// Keys `exemplar_seen` remembers: four flow tables' worth, so that a flow
+/// forgets it had its exemplars only after that many newer keys; one (the
+/// least an LRU map takes) when exemplars are off.
+fn exemplar_memory(cfg: &CaptureConfig) -> u32 {
+    match cfg.flow_capacity {
+        Some(keys) if cfg.exemplars > 0 => keys.saturating_mul(4).max(EXEMPLAR_MEMORY_MIN),
+        _ => 1,
+    }
+}
+
+/// The least `exemplar_seen` holds with exemplars on.
+const EXEMPLAR_MEMORY_MIN: u32 = 4096;
+
 /// The per-CPU counters summed over CPUs, in TS_CNT_* order.
 fn read_counters(map: &dyn MapCore) -> Result<KernelCounters> {
-    let mut sums = [0u64; 8];
+    let mut sums = [0u64; 9];
     for (index, sum) in sums.iter_mut().enumerate() {
         let key = (index as u32).to_ne_bytes();
         let per_cpu = map
@@ -267,6 +290,7 @@ fn read_counters(map: &dyn MapCore) -> Result<KernelCounters> {
         rate_limited: sums[5],
         nested: sums[6],
         sdk_frees: sums[7],
+        exemplars: sums[8],
     })
 }
 

@@ -93,6 +93,26 @@ fn threshold_is_a_trap_type_in_flags_and_file() {
 }
 
 #[test]
+fn pcap_alone_is_an_output_and_its_settings_come_from_flags_or_file() {
+    let c = config(&["--pcap", "-"]).unwrap();
+    assert_eq!(c.output, Output::None);
+    let p = c.pcap.unwrap();
+    assert_eq!((p.path, p.snap_len, p.rotate_size), (PcapPath::Stdout, 256, None));
+    let c = config(&["--pcap", "/tmp/x.pcapng", "--pcap-snaplen", "1024", "127.0.0.1", "9"]).unwrap();
+    assert!(matches!(c.output, Output::Udp { .. }), "a collector and --pcap at once");
+    assert_eq!(c.pcap.unwrap().snap_len, 1024);
+    let c = with_file(
+        "pcap = \"/tmp/y.pcapng\"\npcap_snaplen = 96\npcap_rotate_size = 65536\npcap_rotate_files = 3\n",
+        &["--stdout"],
+    )
+    .unwrap();
+    let p = c.pcap.unwrap();
+    assert_eq!(p.path, PcapPath::File("/tmp/y.pcapng".into()));
+    assert_eq!((p.snap_len, p.rotate_size, p.rotate_files), (96, Some(65536), 3));
+    assert!(config(&["--stdout"]).unwrap().pcap.is_none());
+}
+
+#[test]
 fn bad_flags_are_one_line_and_status_2() {
     let table: &[(&[&str], &str)] = &[
         (&["300.1.1.1", "8094"], "collector address '300.1.1.1' is not an IPv4 or IPv6 address"),
@@ -107,7 +127,23 @@ fn bad_flags_are_one_line_and_status_2() {
         (&["--ring-size", "5000", "--stdout"], "--ring-size must be a power of two, got 5000"),
         (&["--lru-size", "0", "--stdout"], "--lru-size must be 4..=1048576, got 0"),
         (&["-d", "nope", "127.0.0.1", "1"], "--device-ip 'nope' is not an IPv4 or IPv6 address"),
-        (&[], "a collector (COLLECTOR_IP COLLECTOR_PORT) or --stdout is required"),
+        (&[], "a collector (COLLECTOR_IP COLLECTOR_PORT), --stdout or --pcap is required"),
+        (&["--pcap", "-", "--stdout"], "--pcap - writes the capture to standard output: it cannot take --stdout's records too"),
+        (&["--pcap", ""], "--pcap needs a file name, or - for standard output"),
+        (&["--pcap", "x", "--pcap-snaplen", "0"], "--pcap-snaplen must be 1..=1024, got 0"),
+        (&["--pcap", "x", "--pcap-snaplen", "1025"], "--pcap-snaplen must be 1..=1024, got 1025"),
+        (&["--pcap-snaplen", "64", "--stdout"], "--pcap-snaplen needs --pcap"),
+        (&["--pcap", "x", "--pcap-rotate-size", "100"], "--pcap-rotate-size must be 4096..=1099511627776, got 100"),
+        (
+            &["--pcap", "-", "--pcap-rotate-size", "100000"],
+            "--pcap-rotate-size rotates files: it does not apply to --pcap - (standard output)",
+        ),
+        (&["--pcap", "x", "--pcap-rotate-files", "3"], "--pcap-rotate-files needs --pcap-rotate-size"),
+        (&["--pcap", "x", "--pcap-rotate-size", "8192", "--pcap-rotate-files", "0"], "--pcap-rotate-files must be 1..=100000, got 0"),
+        (
+            &["--pcap", "x", "-u", "1"],
+            "-u counts packets without their bytes, which --pcap cannot show: give a collector or --stdout too",
+        ),
         (&["127.0.0.1"], "missing COLLECTOR_PORT after COLLECTOR_IP"),
         (&["--stdout", "127.0.0.1", "1"], "--stdout takes no collector address and port"),
         (&["-f", "text", "127.0.0.1", "1"], "-f text is for --stdout only; collectors take json or influx"),
@@ -243,4 +279,77 @@ fn tcp_transport_and_backlog() {
         error(config(&["--transport", "tcp", "--tcp-backlog", "-1", "127.0.0.1", "1"])),
         "--tcp-backlog must be 0..=1073741824, got -1"
     );
+}
+
+#[test]
+fn exemplars_only_with_aggregation_and_in_range() {
+    assert_eq!(config(&["--stdout"]).unwrap().exemplars, 0, "off unless asked for");
+    assert_eq!(config(&["--stdout", "-u", "10", "--exemplars", "3"]).unwrap().exemplars, 3);
+    assert_eq!(config(&["--stdout", "-u", "10", "--exemplars", "1000"]).unwrap().exemplars, 1000);
+    let table: &[(&[&str], &str)] = &[
+        (
+            &["--stdout", "--exemplars", "3"],
+            "--exemplars needs -u (--unique-interval): exemplars are the first packets of counted flows",
+        ),
+        (&["--stdout", "-u", "10", "--exemplars", "0"], "--exemplars must be 1..=1000, got 0"),
+        (&["--stdout", "-u", "10", "--exemplars", "1001"], "--exemplars must be 1..=1000, got 1001"),
+        (&["--stdout", "-u", "10", "--exemplars", "-2"], "--exemplars must be 1..=1000, got -2"),
+        (&["--stdout", "-u", "10", "--exemplars", "few"], "--exemplars 'few' is not a whole number"),
+    ];
+    for (args, expected) in table {
+        assert_eq!(error(config(args)), *expected, "{args:?}");
+    }
+    let p = "/etc/trapstream/trapstream.toml";
+    assert_eq!(with_file("stdout = true\nunique_interval = 5\nexemplars = 2\n", &[]).unwrap().exemplars, 2);
+    assert_eq!(
+        error(with_file("stdout = true\nexemplars = 2\n", &[])),
+        format!(
+            "{p}: line 2: exemplars needs -u (--unique-interval): exemplars are the first packets of counted flows"
+        )
+    );
+    assert_eq!(
+        error(with_file("stdout = true\nunique_interval = 5\nexemplars = 5000\n", &[])),
+        format!("{p}: line 3: exemplars must be 1..=1000, got 5000")
+    );
+    // The flag overrides the file's value, and -u from the file counts for the flag.
+    assert_eq!(
+        with_file("stdout = true\nunique_interval = 5\nexemplars = 2\n", &["--exemplars", "7"])
+            .unwrap()
+            .exemplars,
+        7
+    );
+}
+
+#[test]
+fn top_takes_the_service_file_for_its_filters_not_its_output() {
+    let file = "collector_ip = \"192.0.2.10\"\ncollector_port = 8094\nformat = \"influx\"\n\
+                source = \"skb\"\n[filters]\ninclude_reasons = [\"NO_SOCKET\"]\n";
+    let c = with_file(file, &["top"]).unwrap();
+    assert_eq!(c.output, Output::Terminal);
+    assert_eq!(c.top_window, Some(Duration::from_secs(10)));
+    assert_eq!(c.sources, Sources { devlink: false, skb: true });
+    assert_eq!(c.filters.include_reasons, ["NO_SOCKET"]);
+    let c = config(&["top", "--source", "all", "--window", "3", "-u", "2", "--exemplars", "4"]).unwrap();
+    assert_eq!(c.top_window, Some(Duration::from_secs(3)));
+    assert_eq!(c.unique_interval, Some(Duration::from_secs(2)));
+    assert_eq!(c.exemplars, 4);
+    // Streaming is unchanged by the subcommand's existence.
+    assert_eq!(config(&["--stdout"]).unwrap().top_window, None);
+}
+
+#[test]
+fn top_refuses_outputs_in_one_line() {
+    for (args, needle) in [
+        (&["top", "--stdout"][..], "top shows the drops in this terminal and takes no --stdout"),
+        (&["top", "192.0.2.1", "8094"], "takes no collector (COLLECTOR_IP)"),
+        (&["top", "-b", "5"], "takes no --batch-size"),
+        (&["top", "--transport", "tcp"], "takes no --transport"),
+        (&["--stdout", "top"], "top comes before its flags"),
+        (&["top", "--window", "0"], "--window must be 1..=3600, got 0"),
+        (&["top", "--window", "1.5"], "--window '1.5' is not a whole number"),
+        (&["top", "--no-such-flag"], "unexpected argument '--no-such-flag'"),
+    ] {
+        let text = error(config(args));
+        assert!(text.contains(needle), "{args:?}: {text}");
+    }
 }

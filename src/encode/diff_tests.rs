@@ -8,8 +8,8 @@ use super::tests::{context, seed_ping, test_cookie};
 use super::write::tests::{hostile_strings, rng};
 use super::*;
 use crate::record::{
-    AclDirection, AclRule, Arp, DevlinkTrap, Egress, Ethernet, FixedStr, FlowCount, Fragment, Ingress, Ip,
-    Latency, Mac, Occupancy, SkbDrop, Vlan, Wjh,
+    AclDirection, AclRule, Arp, DevlinkTrap, Egress, Ethernet, FixedStr, FlowCount, FlowKind, Fragment,
+    Ingress, Ip, Latency, Mac, Occupancy, SkbDrop, Vlan, Wjh,
 };
 
 fn opt<T>(keep: bool, v: T) -> Option<T> {
@@ -155,7 +155,7 @@ impl Gen {
             bytes: self.u() >> self.pick(64),
             first_ns: self.u(),
             last_ns: self.u(),
-            overflow: self.flag(),
+            kind: [FlowKind::Flow, FlowKind::Overflow, FlowKind::Exemplar][self.pick(3) as usize],
         });
         rec
     }

@@ -14,7 +14,7 @@ use super::write::{self, influx as escape, Position};
 use super::{Context, Summary};
 use crate::inthash::IntSet;
 use crate::netdb::{Named, PortProtocol};
-use crate::record::{Network, Origin, Record, Transport};
+use crate::record::{FlowKind, Network, Origin, Record, Transport};
 
 pub const MEASUREMENT: &str = "DroppedPackets";
 
@@ -151,6 +151,11 @@ impl InfluxEncoder {
         if let Some(a) = acl {
             tag(out, "aclDirection", a.direction.as_str());
         }
+        // -u: which kind of record (flow, exemplar, overflow); few values, a tag to select by.
+        if let Some(flow) = rec.flow {
+            out.extend_from_slice(b",aggregation=");
+            out.extend_from_slice(flow.kind.as_str().as_bytes());
+        }
         out.extend_from_slice(&f.head);
         out.extend_from_slice(self.device_ip.get(&ctx.device_ip, |o, ip| tag(o, "deviceIP", ip)));
         out.extend_from_slice(&f.mid);
@@ -199,7 +204,7 @@ impl InfluxEncoder {
             int(out, b",aclRuleValue=", a.value);
         }
         if let Some(flow) = rec.flow {
-            if flow.overflow {
+            if flow.kind == FlowKind::Overflow {
                 boolean(out, b",aggregationOverflow=", true);
             }
             uint(out, b",bytes=", flow.bytes);

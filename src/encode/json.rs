@@ -13,7 +13,7 @@ use super::cache::{Escaped, TrapCache};
 use super::write::{self, json_quoted, json_str};
 use super::{Context, Summary};
 use crate::netdb::{Named, PortProtocol};
-use crate::record::{Network, Origin, Record, Transport};
+use crate::record::{FlowKind, Network, Origin, Record, Transport};
 
 #[derive(Default)]
 pub struct JsonEncoder {
@@ -270,9 +270,12 @@ impl JsonEncoder {
             int(out, b",\"bytes\":", flow.bytes);
             seconds(out, b",\"firstSeen\":\"", flow.first_ns);
             seconds(out, b",\"lastSeen\":\"", flow.last_ns);
-            if flow.overflow {
+            if flow.kind == FlowKind::Overflow {
                 out.extend_from_slice(b",\"aggregationOverflow\":true");
             }
+            out.extend_from_slice(b",\"aggregation\":\"");
+            out.extend_from_slice(flow.kind.as_str().as_bytes());
+            out.push(b'"');
         }
         out.push(b'}');
     }

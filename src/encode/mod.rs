@@ -3,10 +3,13 @@
 //! to a caller's buffer and allocate nothing per record on the common path.
 
 mod cache;
+mod comment;
 mod influx;
 mod json;
 mod text;
 mod write;
+
+pub use comment::pcap_comment;
 
 use std::borrow::Cow;
 use std::fmt;

@@ -1,11 +1,11 @@
 //! Golden outputs: the seed README's ping, decoded correctly, in both formats.
 
 use super::*;
-use crate::record::FlowCount;
 use crate::record::{
     DevlinkTrap, Ethernet, FixedStr, FlowActionCookie, Fragment, Ingress, Ip, Mac, Packet, Record, SkbDrop,
     Vlan,
 };
+use crate::record::{FlowCount, FlowKind};
 use crate::taxonomy::Kind;
 
 pub(super) fn context() -> Context {
@@ -311,22 +311,41 @@ fn aggregated_records_carry_counts_in_both_formats() {
         bytes: 1176,
         first_ns: 1_611_931_290_000_000_001,
         last_ns: 1_611_931_294_010_481_600,
-        overflow: false,
+        kind: FlowKind::Flow,
     });
-    let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &rec)).unwrap();
+    let json = encode(Format::Json, &rec);
+    // The -u keys come last, after the seed's and the per-event additions.
+    assert!(
+        json.ends_with(r#","count":12,"bytes":1176,"firstSeen":"1611931290.000000001","lastSeen":"1611931294.010481600","aggregation":"flow"}"#),
+        "{json}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!((v["count"].as_u64(), v["bytes"].as_u64()), (Some(12), Some(1176)));
     assert_eq!(v["firstSeen"], "1611931290.000000001");
     assert_eq!(v["lastSeen"], "1611931294.010481600");
     assert!(v.get("aggregationOverflow").is_none());
     let line = encode(Format::Influx, &rec);
     assert!(line.contains(r#" bytes=1176i,count=12i,firstSeen="1611931290.000000001",ingressIfIndex=12i,lastSeen="1611931294.010481600","#), "{line}");
+    assert!(line.starts_with("DroppedPackets,aggregation=flow,description="), "{line}");
 
-    rec.flow = Some(FlowCount { packets: 1, bytes: 98, first_ns: 1, last_ns: 1, overflow: true });
+    rec.flow = Some(FlowCount { packets: 1, bytes: 98, first_ns: 1, last_ns: 1, kind: FlowKind::Overflow });
     let v: serde_json::Value = serde_json::from_str(&encode(Format::Json, &rec)).unwrap();
     assert_eq!((v["count"].as_u64(), v["aggregationOverflow"].as_bool()), (Some(1), Some(true)));
-    assert!(encode(Format::Influx, &rec).contains(" aggregationOverflow=true,bytes=98i,count=1i,"));
-    // Per-event records carry no counts.
+    assert_eq!(v["aggregation"], "overflow");
+    let line = encode(Format::Influx, &rec);
+    assert!(line.contains(" aggregationOverflow=true,bytes=98i,count=1i,"), "{line}");
+    assert!(line.starts_with("DroppedPackets,aggregation=overflow,description="), "{line}");
+
+    rec.flow = Some(FlowCount { packets: 1, bytes: 98, first_ns: 1, last_ns: 1, kind: FlowKind::Exemplar });
+    let json = encode(Format::Json, &rec);
+    assert!(json.ends_with(r#","count":1,"bytes":98,"firstSeen":"0.000000001","lastSeen":"0.000000001","aggregation":"exemplar"}"#), "{json}");
+    let line = encode(Format::Influx, &rec);
+    assert!(line.contains(" bytes=98i,count=1i,"), "an exemplar is no overflow: {line}");
+    assert!(line.starts_with("DroppedPackets,aggregation=exemplar,description="), "{line}");
+    // Per-event records carry no counts and no kind: byte for byte as before -u existed.
     assert!(!encode(Format::Influx, &seed_ping()).contains("count="));
+    assert!(!encode(Format::Influx, &seed_ping()).contains("aggregation"));
+    assert!(!encode(Format::Json, &seed_ping()).contains("aggregation"));
 }
 
 #[test]

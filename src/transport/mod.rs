@@ -213,6 +213,16 @@ pub trait Sink {
     }
 }
 
+/// No record output (`--pcap` alone): only the streamed counters come
+/// here, and they go nowhere; no record is ever sent to it.
+pub struct NullSink;
+
+impl Sink for NullSink {
+    fn send(&mut self, _datagram: &[u8], _records: usize) -> io::Result<Delivery> {
+        Ok(Delivery::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

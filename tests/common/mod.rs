@@ -298,14 +298,39 @@ pub fn assert_ledger(final_line: &str) {
         "seen + flow_records = filtered + rate_limited + ring_lost + aggregated + read + decode_errors: {final_line}"
     );
     if final_line.contains(" flushes=") {
-        // -u: the ring carries only the packets no table had room for, and
-        // every packet counted into a table comes back out in a drain.
+        // -u: the ring carries only the packets no table had room for and
+        // the exemplars of new flows, and every packet counted into a table
+        // comes back out in a drain.
         assert_eq!(
-            c("overflow") + c("flow_records"),
+            c("seen"),
+            c("filtered")
+                + c("rate_limited")
+                + c("ring_lost")
+                + c("aggregated")
+                + c("overflow")
+                + c("exemplars"),
+            "seen = filtered + rate_limited + ring_lost + aggregated + overflow + exemplars: {final_line}"
+        );
+        assert_eq!(
+            c("overflow") + c("exemplars") + c("flow_records"),
             c("read") + c("decode_errors"),
-            "overflow + flow_records = read + decode_errors: {final_line}"
+            "overflow + exemplars + flow_records = read + decode_errors: {final_line}"
         );
         assert_eq!(c("flow_packets"), c("aggregated"), "flow_packets = aggregated: {final_line}");
+    }
+    if final_line.contains(" pcap_frames=") {
+        // --pcap: every per-packet record handed to the capture is written or lost.
+        assert_eq!(
+            c("pcap_frames"),
+            c("pcap_written") + c("pcap_lost"),
+            "pcap_frames = pcap_written + pcap_lost: {final_line}"
+        );
+    }
+    if final_line.contains(" outputs=pcap") {
+        // The capture is the only output: every record read is a packet for it.
+        assert_eq!(c("read"), c("pcap_frames"), "read = pcap_frames (--pcap alone): {final_line}");
+        assert_eq!(c("sent") + c("send_lost") + c("channel_lost"), 0, "no record output: {final_line}");
+        return;
     }
     // User space: every record read is sent, lost on the way, or still queued.
     assert_eq!(
@@ -583,6 +608,33 @@ pub fn ip_udp_packet(
     p
 }
 
+/// `tshark -T fields` with these fields, run as nobody: as root tshark
+/// warns that it runs as root, and with no home it has no personal
+/// preferences to read (or to warn about). Add `-r FILE` or `-r -`.
+pub fn tshark(fields: &[&str]) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "tshark", "-n", "-T", "fields"])
+        .env("HOME", "/nonexistent")
+        .env("XDG_CONFIG_HOME", "/nonexistent");
+    for f in fields {
+        c.args(["-e", f]);
+    }
+    c
+}
+
+/// tshark's reading of a capture file, one Vec of `fields` per packet:
+/// it must exit 0 without a word on stderr.
+pub fn tshark_file(path: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let out = tshark(fields).arg("-r").arg(path).output().expect("run tshark (is it installed?)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tshark -r {}: {}: {stderr}", path.display(), out.status);
+    assert!(stderr.trim().is_empty(), "tshark warned about {}: {stderr}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
 /// A command that must succeed.
 pub fn run_cmd(cmd: &[&str]) {
     run(cmd);
@@ -623,7 +675,25 @@ pub fn send_l3(ns: &str, dev: &str, ether_type: u16, packet: &[u8]) {
     packet_send(ns, dev, libc::SOCK_DGRAM, ether_type, packet);
 }
 
+/// Write one whole Ethernet frame onto `dev`, whose qdisc drops it: the
+/// kernel then reports ENOBUFS to the sender, which is the drop, not a failure.
+pub fn send_frame_into_a_dropping_qdisc(ns: &str, dev: &str, frame: &[u8]) {
+    let ether_type = u16::from_be_bytes([frame[12], frame[13]]);
+    packet_send_allowing(ns, dev, libc::SOCK_RAW, ether_type, frame, Some(libc::ENOBUFS));
+}
+
 fn packet_send(ns: &str, dev: &str, kind: libc::c_int, ether_type: u16, frame: &[u8]) {
+    packet_send_allowing(ns, dev, kind, ether_type, frame, None);
+}
+
+fn packet_send_allowing(
+    ns: &str,
+    dev: &str,
+    kind: libc::c_int,
+    ether_type: u16,
+    frame: &[u8],
+    allowed: Option<libc::c_int>,
+) {
     let ifindex = Hosts::ifindex(ns, dev);
     let proto = ether_type.to_be();
     Hosts::in_netns(ns, || {
@@ -650,6 +720,9 @@ fn packet_send(ns: &str, dev: &str, kind: libc::c_int, ether_type: u16, frame: &
             );
             let err = std::io::Error::last_os_error();
             libc::close(fd);
+            if n < 0 && allowed.is_some() && err.raw_os_error() == allowed {
+                return;
+            }
             assert_eq!(n, frame.len() as isize, "AF_PACKET send on {dev}: {err}");
         }
     });

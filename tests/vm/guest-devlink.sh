@@ -95,6 +95,8 @@ run udp_influx 1.5 --source devlink -f influx -i 0.2 127.0.0.1 9902
 stop_collector udp_influx
 # 5. Aggregation in the kernel.
 run aggregate 2 --stdout --source devlink -u 0.5 -d 192.0.2.99
+# 5b. The same with the first 3 packets of each new flow sent at once.
+run aggregate_exemplars 2 --stdout --source devlink -u 0.5 --exemplars 3 -d 192.0.2.99
 # 6. The kernel's own drops on this kernel (no drop reason before 5.17).
 "$T" --stdout --source skb > "$R/skb.out" 2> "$R/skb.err" &
 pid=$!
@@ -129,3 +131,8 @@ printf '[filters]\nexclude_trap_names = ["fid_miss"]\ninclude_netns = [%s]\n' \
 DURING="skb_drops 7301 7302 7303"
 run filter_names 1.5 --stdout --source all -c /tmp/names.toml
 DURING=
+# 8. The packets themselves as pcapng next to --stdout's records; the host
+# reads the file with tshark.
+devlink trap set "$DEV" trap blackhole_route action trap
+run pcap 1.5 --stdout --source devlink --pcap "$R/pcap.pcapng"
+devlink trap set "$DEV" trap blackhole_route action drop

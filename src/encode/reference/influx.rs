@@ -7,7 +7,7 @@ use std::fmt::{Display, Write as _};
 use super::json::EtherTypeName;
 use crate::encode::{ByteWriter, Context, DevlinkHandle, Hex, Seconds, Summary, TcpFlags};
 use crate::netdb::PortProtocol;
-use crate::record::{Network, Origin, Record, Transport};
+use crate::record::{FlowKind, Network, Origin, Record, Transport};
 
 pub const MEASUREMENT: &str = "DroppedPackets";
 
@@ -141,6 +141,9 @@ impl InfluxEncoder {
         if let Some(a) = acl {
             line.tag("aclDirection", a.direction.as_str());
         }
+        if let Some(f) = rec.flow {
+            line.tag("aggregation", f.kind.as_str());
+        }
         line.tag("description", s.description);
         line.tag("deviceIP", &ctx.device_ip);
         if let Some(t) = trap.filter(|_| s.devlink_device) {
@@ -187,7 +190,7 @@ impl InfluxEncoder {
             line.int("aclRuleValue", a.value);
         }
         if let Some(f) = rec.flow {
-            if f.overflow {
+            if f.kind == FlowKind::Overflow {
                 line.boolean("aggregationOverflow", true);
             }
             line.int("bytes", saturating_i64(f.bytes));

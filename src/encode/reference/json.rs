@@ -6,7 +6,7 @@ use serde::ser::{Serialize, Serializer};
 
 use crate::encode::{Context, DevlinkHandle, Hex, Seconds, Summary, TcpFlags};
 use crate::netdb::PortProtocol;
-use crate::record::{Network, Origin, Record, Transport};
+use crate::record::{FlowKind, Network, Origin, Record, Transport};
 
 pub struct JsonEncoder;
 
@@ -85,6 +85,8 @@ struct JsonRecord<'a> {
     last_seen: Option<Text<Seconds>>,
     #[serde(rename = "aggregationOverflow", skip_serializing_if = "Option::is_none")]
     aggregation_overflow: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aggregation: Option<&'static str>,
 }
 
 #[derive(serde::Serialize)]
@@ -334,7 +336,8 @@ impl JsonEncoder {
             bytes: rec.flow.map(|f| f.bytes),
             first_seen: rec.flow.map(|f| Text(Seconds(f.first_ns))),
             last_seen: rec.flow.map(|f| Text(Seconds(f.last_ns))),
-            aggregation_overflow: rec.flow.filter(|f| f.overflow).map(|_| true),
+            aggregation_overflow: rec.flow.filter(|f| f.kind == FlowKind::Overflow).map(|_| true),
+            aggregation: rec.flow.map(|f| f.kind.as_str()),
         };
         // Writing into a Vec cannot fail, and every value here serialises.
         let _ = serde_json::to_writer(&mut *out, &record);
