@@ -207,12 +207,14 @@ fn pump(
                 false
             }
             Ok(Item::Record(rec)) => {
-                encoded.clear();
-                encoder.encode(ctx, &rec, &mut encoded);
                 if cfg.verbose {
+                    encoded.clear();
+                    encoder.encode(ctx, &rec, &mut encoded);
                     tracing::info!("{}", String::from_utf8_lossy(&encoded));
+                    packer.push(&encoded, |d| out.send(d))?;
+                } else {
+                    packer.push_with(|buf| encoder.encode(ctx, &rec, buf), |d| out.send(d))?;
                 }
-                packer.push(&encoded, |d| out.send(d))?;
                 in_batch += 1;
                 if in_batch == 1 {
                     deadline = Some(Instant::now() + cfg.batch_interval);

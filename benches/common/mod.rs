@@ -273,7 +273,6 @@ pub struct Front {
     events: Events,
     encoder: Encoder,
     packer: Packer,
-    encoded: Vec<u8>,
     in_batch: usize,
 }
 
@@ -284,7 +283,6 @@ impl Front {
             events: Events::new(kind, no_socket),
             encoder: Encoder::new(format),
             packer: Packer::new(framing, max),
-            encoded: Vec::with_capacity(4096),
             in_batch: 0,
         }
     }
@@ -293,13 +291,13 @@ impl Front {
     /// when the event completed a batch, which has then been flushed too.
     pub fn push(&mut self, ctx: &Context, mut emit: impl FnMut(Datagram<'_>)) -> bool {
         let rec = record::decode(self.events.next(), BOOT_TO_WALL_NS).expect("decodes");
-        self.encoded.clear();
-        self.encoder.encode(ctx, &rec, &mut self.encoded);
         let mut emit = |d: Datagram<'_>| {
             emit(d);
             Ok(())
         };
-        self.packer.push(&self.encoded, &mut emit).expect("push");
+        // As the sender does (without -v): encoded straight into the datagram.
+        let encoder = &mut self.encoder;
+        self.packer.push_with(|buf| encoder.encode(ctx, &rec, buf), &mut emit).expect("push");
         self.in_batch += 1;
         if self.in_batch < BATCH {
             return false;

@@ -41,6 +41,21 @@ impl Key {
         }
     }
 
+    /// `*self == Key::of(origin)`, without building (copying) the key.
+    fn is(&self, origin: &Origin) -> bool {
+        match (self, origin) {
+            (Key::Devlink { name, group, kind, bus, device }, Origin::Devlink(t)) => {
+                *name == t.trap_name
+                    && *group == t.trap_group
+                    && *kind == t.trap_type
+                    && *bus == t.bus_name
+                    && *device == t.device_name
+            }
+            (Key::Skb { reason }, Origin::Skb(d)) => *reason == d.reason,
+            _ => false,
+        }
+    }
+
     fn slot(&self) -> usize {
         let h = match self {
             Key::Devlink { name, group, kind, device, .. } => {
@@ -135,18 +150,21 @@ impl<F> TrapCache<F> {
         rec: &Record,
         build: impl FnOnce(&Summary<'_>, &Record) -> F,
     ) -> &F {
-        let key = Key::of(&rec.origin);
-        if !matches!(&self.slots[self.last], Some(e) if e.key == key) {
-            self.last = key.slot();
+        // Mostly the same trap as the last record: compared in place, as
+        // building its key (five names) cost more than the rest of a hit.
+        let same = matches!(&self.slots[self.last], Some(e) if e.key.is(&rec.origin));
+        if !same {
+            self.last = Key::of(&rec.origin).slot();
         }
         let slot = &mut self.slots[self.last];
-        let valid = matches!(slot, Some(e) if e.key == key && e.basis.holds(ctx, &rec.origin));
+        let valid =
+            matches!(slot, Some(e) if (same || e.key.is(&rec.origin)) && e.basis.holds(ctx, &rec.origin));
         if !valid {
             *slot = None;
         }
         let entry = slot.get_or_insert_with(|| {
             let fragments = build(&Summary::of(ctx, rec), rec);
-            Box::new(Entry { key, basis: Basis::of(ctx, &rec.origin), fragments })
+            Box::new(Entry { key: Key::of(&rec.origin), basis: Basis::of(ctx, &rec.origin), fragments })
         });
         &entry.fragments
     }

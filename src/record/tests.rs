@@ -138,6 +138,27 @@ fn kernel_strings_that_are_not_utf8_are_made_safe() {
 }
 
 #[test]
+fn kernel_strings_end_at_their_first_nul_wherever_it_is() {
+    // Every length in each word, and the tail of an array that is not whole
+    // words; bytes after the NUL (garbage in a kernel buffer) do not count.
+    for len in 0..=20 {
+        let mut name = [b'x' as i8; 20];
+        if len < 20 {
+            name[len] = 0;
+        }
+        let s = FixedStr::from_c(&name);
+        assert_eq!(s.as_str(), "x".repeat(len), "{len}");
+        let mut clean = [0i8; 20];
+        clean[..len].fill(b'x' as i8);
+        assert_eq!(s, FixedStr::from_c(&clean), "{len}");
+    }
+    // A byte of 0x80..0xff is not a NUL, however a word-wise search borrows.
+    let mut name = [0i8; 16];
+    name[..4].copy_from_slice(&[b'a' as i8, -128, -1, b'b' as i8]);
+    assert_eq!(FixedStr::from_c(&name).as_str(), "a??b");
+}
+
+#[test]
 fn trap_types_decode_to_the_taxonomy_kinds_and_unknown_ones_are_errors() {
     for (value, kind) in [(0, Kind::Drop), (1, Kind::Exception), (2, Kind::Control), (3, Kind::Threshold)] {
         let raw = abi::ts_event {

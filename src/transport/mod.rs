@@ -36,13 +36,17 @@ pub struct Datagram<'a> {
 pub struct Packer {
     framing: Framing,
     max: usize,
+    /// The open datagram is `buf[begin..]`. A record that did not fit is
+    /// encoded right after the full datagram, which is sent from where it
+    /// lies; the record then opens the next datagram in place, uncopied.
     buf: Vec<u8>,
+    begin: usize,
     records: usize,
 }
 
 impl Packer {
     pub fn new(framing: Framing, max: usize) -> Packer {
-        Packer { framing, max, buf: Vec::with_capacity(max.min(1 << 16)), records: 0 }
+        Packer { framing, max, buf: Vec::with_capacity(4 * max.min(1 << 16)), begin: 0, records: 0 }
     }
 
     pub fn pending_records(&self) -> usize {
@@ -52,30 +56,54 @@ impl Packer {
     /// Add one encoded record. If it does not fit in the open datagram, that
     /// datagram is handed to `emit` first. The record is added even when
     /// `emit` fails, so that `pending_records` still counts it.
-    pub fn push<E>(&mut self, record: &[u8], mut emit: E) -> io::Result<()>
+    pub fn push<E>(&mut self, record: &[u8], emit: E) -> io::Result<()>
     where
         E: FnMut(Datagram<'_>) -> io::Result<()>,
     {
-        // Bytes the record adds: a separator (or the opening bracket) and,
-        // for arrays, room for the closing bracket.
-        let added = record.len() + 1;
+        self.push_with(|buf| buf.extend_from_slice(record), emit)
+    }
+
+    /// As `push`, for a record that `encode` appends to the buffer it is
+    /// given: it is encoded straight into the datagram, not copied there.
+    /// `encode` must only append.
+    pub fn push_with<E>(&mut self, encode: impl FnOnce(&mut Vec<u8>), mut emit: E) -> io::Result<()>
+    where
+        E: FnMut(Datagram<'_>) -> io::Result<()>,
+    {
+        if self.begin >= 2 * self.max {
+            // Sent datagrams pile up before `begin` until a flush: bounded
+            // by moving the open one to the front now and then, not per record.
+            self.buf.drain(..self.begin);
+            self.begin = 0;
+        }
         let closing = usize::from(self.framing == Framing::JsonArray);
-        let mut emitted = Ok(());
-        if self.records > 0 && self.buf.len() + added + closing > self.max {
-            emitted = self.flush(&mut emit);
+        // Where the separator (or the opening bracket) goes.
+        let at = self.buf.len();
+        if self.framing == Framing::JsonArray {
+            self.buf.push(if self.records == 0 { b'[' } else { b',' });
         }
-        match (self.framing, self.records) {
-            (Framing::JsonArray, 0) => self.buf.push(b'['),
-            (Framing::JsonArray, _) => self.buf.push(b','),
-            (Framing::Lines, _) => {}
-        }
-        self.buf.extend_from_slice(record);
+        encode(&mut self.buf);
         if self.framing == Framing::Lines {
             self.buf.push(b'\n');
         }
+        let mut emitted = Ok(());
+        if self.records > 0 && self.buf.len() - self.begin + closing > self.max {
+            // The open datagram ends before this record, whose separator
+            // becomes its closing bracket; the record then opens the next.
+            if self.framing == Framing::JsonArray {
+                self.buf[at] = b']';
+            }
+            let datagram = &self.buf[self.begin..at + closing];
+            emitted = emit(Datagram { bytes: datagram, records: self.records, oversize: false });
+            if self.framing == Framing::JsonArray {
+                self.buf[at] = b'[';
+            }
+            self.begin = at;
+            self.records = 0;
+        }
         self.records += 1;
         emitted?;
-        if self.records == 1 && self.buf.len() + closing > self.max {
+        if self.records == 1 && self.buf.len() - self.begin + closing > self.max {
             // Too big even alone: it goes by itself, now.
             self.flush_as(true, &mut emit)?;
         }
@@ -100,8 +128,9 @@ impl Packer {
         if self.framing == Framing::JsonArray {
             self.buf.push(b']');
         }
-        let result = emit(Datagram { bytes: &self.buf, records: self.records, oversize });
+        let result = emit(Datagram { bytes: &self.buf[self.begin..], records: self.records, oversize });
         self.buf.clear();
+        self.begin = 0;
         self.records = 0;
         result
     }
