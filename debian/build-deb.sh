@@ -48,14 +48,14 @@ install_tools() {
         # The target's static libraries through multiarch; qemu-user runs the
         # target's asset generator.
         pkgs+=("libelf-dev:$DEB_ARCH" "zlib1g-dev:$DEB_ARCH" qemu-user-static)
-        if ! dpkg --print-foreign-architectures | grep -qx "$DEB_ARCH"; then
+        if ! grep -qx "$DEB_ARCH" <<<"$(dpkg --print-foreign-architectures)"; then
             log "adding dpkg architecture $DEB_ARCH"
             dpkg --add-architecture "$DEB_ARCH"
         fi
     fi
     for p in "${pkgs[@]}"; do
         # One line per installed architecture once multiarch is in use.
-        dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -qx 'install ok installed' || missing+=("$p")
+        grep -qx 'install ok installed' <<<"$(dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null)" || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
@@ -64,7 +64,7 @@ install_tools() {
         apt-get -o DPkg::Lock::Timeout=600 update -qq
         apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
-    if ! rustup target list --installed | grep -qx "$TRIPLE"; then
+    if ! grep -qx "$TRIPLE" <<<"$(rustup target list --installed)"; then
         log "adding the Rust target $TRIPLE"
         rustup target add "$TRIPLE"
     fi

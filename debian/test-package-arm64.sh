@@ -132,7 +132,7 @@ grep -q '^ /etc/trapstream/trapstream.toml ' <<<"$($in_root dpkg-query -W -f='${
     || die "/etc/trapstream/trapstream.toml is not a conffile"
 [ ! -e "$root/etc/systemd/system/multi-user.target.wants/trapstream.service" ] \
     || die "the service was enabled on install"
-zcat "$root/usr/share/man/man1/trapstream.1.gz" | grep -q '^\.TH trapstream' || die "the man page has no .TH"
+grep -q '^\.TH trapstream' <<<"$(zcat "$root/usr/share/man/man1/trapstream.1.gz")" || die "the man page has no .TH"
 machine=$(readelf -h "$root/usr/bin/trapstream" | sed -n 's/^ *Machine: *//p')
 [ "$machine" = AArch64 ] || die "/usr/bin/trapstream is for $machine"
 

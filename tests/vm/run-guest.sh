@@ -92,7 +92,7 @@ fi
 else
 BUSYBOX=$UL/bin/busybox
 [[ -x $BUSYBOX ]] || die "$BUSYBOX missing from the arm64 userland"
-readelf -d "$BUSYBOX" | grep -q '(NEEDED)' && die "$BUSYBOX is dynamically linked"
+grep -q '(NEEDED)' <<<"$(readelf -d "$BUSYBOX")" && die "$BUSYBOX is dynamically linked"
 fi
 
 # ------------------------------------------------------------------- OUTDIR
