@@ -26,6 +26,37 @@ const POLL_IDLE: Duration = Duration::from_millis(5);
 const TICK: Duration = Duration::from_millis(200);
 /// How long a drained flow record may wait for room in the channel.
 const FLOW_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the poll thread waits for room in a full channel before it
+/// counts a record lost. While it waits, the kernel's ring buffer keeps what
+/// arrives (4 MiB by default, several times the channel), so a burst the
+/// sender can work off is delivered, not dropped; a sender that stays stuck
+/// costs one wait, then records are shed until it takes one again.
+const QUEUE_WAIT: Duration = Duration::from_millis(100);
+
+/// The poll thread's end of the channel to the sender.
+struct Handoff {
+    tx: crossbeam_channel::Sender<Item>,
+    /// The last wait timed out: drop at once until the channel has room.
+    shedding: bool,
+}
+
+impl Handoff {
+    /// Queues `item`; false when it was lost (the caller counts it).
+    fn offer(&mut self, item: Item) -> bool {
+        match self.tx.try_send(item) {
+            Ok(()) => {
+                self.shedding = false;
+                true
+            }
+            Err(crossbeam_channel::TrySendError::Full(item)) if !self.shedding => {
+                let queued = self.tx.send_timeout(item, QUEUE_WAIT).is_ok();
+                self.shedding = !queued;
+                queued
+            }
+            Err(_) => false,
+        }
+    }
+}
 
 fn main() {
     let code = match run().map_err(Error::explain) {
@@ -188,6 +219,7 @@ fn run() -> Result<()> {
     let records_out = cfg.output != Output::None;
     let ring = {
         let (stats, clock) = (stats.clone(), clock.clone());
+        let mut handoff = Handoff { tx, shedding: false };
         capture.ring_buffer(move |bytes: &[u8]| {
             match record::decode_with_raw(bytes, clock.get()) {
                 Ok((rec, raw)) => {
@@ -195,8 +227,7 @@ fn run() -> Result<()> {
                     if let Some(pcap_tx) = &pcap_tx {
                         pcap::route(pcap_tx, &rec, raw, &stats);
                     }
-                    // Never block the poll thread: a full channel is a counted loss.
-                    if records_out && tx.try_send(Item::Record(rec)).is_err() {
+                    if records_out && !handoff.offer(Item::Record(rec)) {
                         Stats::add(&stats.channel_lost, 1);
                     }
                 }

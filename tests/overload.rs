@@ -97,13 +97,15 @@ fn ring_buffer_overflow_is_counted_exactly() {
     assert!(counter(&stats, "ring_lost") > 0, "a 4 KiB ring must overflow under this flood: {stats}");
 }
 
+/// A queue of one record in front of a sender making a datagram per record:
+/// the poll thread waits for the sender while the ring buffer holds the
+/// burst, so a flood the ring can hold is delivered whole.
 #[test]
-fn queue_overflow_is_counted_exactly() {
+fn a_burst_beyond_the_queue_waits_in_the_ring() {
     let hosts = Hosts::new();
     let cfg = only_our_drops(&hosts);
     let collector = Collector::bind("127.0.0.1:0");
     let port = collector.port().to_string();
-    // A queue of one record in front of a sender making a datagram per record.
     let ts = Trapstream::start(&[
         "--source",
         "skb",
@@ -117,7 +119,29 @@ fn queue_overflow_is_counted_exactly() {
         &port,
     ]);
     let stats = flood_then_stop(&hosts, ts, &collector, &[44100, 44101]);
-    assert!(counter(&stats, "channel_lost") > 0, "a one-record queue must overflow: {stats}");
+    for lost in ["ring_lost", "channel_lost", "send_lost"] {
+        assert_eq!(counter(&stats, lost), 0, "4000 drops fit the 4 MiB ring: {stats}");
+    }
+}
+
+/// A sender stuck on a pipe nobody reads: after one bounded wait the poll
+/// thread drops what the queue cannot take, counts it, and goes on reading
+/// the ring; once the pipe is read, what was queued is written.
+#[test]
+fn a_stuck_sender_costs_one_wait_then_records_are_counted_lost() {
+    let hosts = Hosts::new();
+    let cfg = only_our_drops(&hosts);
+    let ts = Trapstream::start(&["--stdout", "--source", "skb", "-c", cfg.arg(), "--channel-depth", "1"]);
+    // The pipe (64 KiB) takes about 75 records; nothing reads it until stop().
+    let sock = hosts.socket_in_a();
+    let generated = hosts.udp_flood(&sock, &hosts.v4_b, &[44200, 44201], 2000, 16, None);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, stdout, stats) = ts.stop();
+    assert_eq!(status, 0, "{stats}");
+    assert_eq!(counter(&stats, "seen") - counter(&stats, "filtered"), generated, "{stats}");
+    assert!(counter(&stats, "channel_lost") > 0, "a sender stuck for 500 ms must shed: {stats}");
+    let lines = stdout.lines().filter(|l| l.contains("\"NO_SOCKET\"")).count() as u64;
+    assert_eq!(lines, counter(&stats, "sent"), "what was written is what was counted sent: {stats}");
 }
 
 #[test]

@@ -366,7 +366,23 @@ impl Collector {
         let socket = UdpSocket::bind(addr).expect("bind collector");
         // Bursts must not overflow the test's own socket: that loss would be
         // the test's, not trapstream's, and it could not be counted.
-        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(32 << 20);
+        // rmem_max (208 KiB by default) caps SO_RCVBUF, about a hundred
+        // datagrams; the tests run as root, so force it past the cap.
+        let size: libc::c_int = 32 << 20;
+        // SAFETY: setsockopt on a socket this function owns, with a pointer to
+        // a c_int that outlives the call and its true length.
+        let forced = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if forced != 0 {
+            let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(32 << 20);
+        }
         socket.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
         Collector { socket }
     }
