@@ -145,7 +145,8 @@ wait_for() { # FILE TEXT
 start_agent() {
 	local pin=$1
 	shift
-	local cmd=("${AGENT_BIN:-$BIN}" "$@" 127.0.0.1 "$COLLECTOR_PORT")
+	local cmd=("${AGENT_BIN:-$BIN}" "$@")
+	[[ " $* " == *" --stdout "* ]] || cmd+=(127.0.0.1 "$COLLECTOR_PORT")
 	[ -z "$pin" ] || cmd=(taskset -c "$pin" "${cmd[@]}")
 	: >"$WORK/agent"
 	NO_COLOR=1 "${cmd[@]}" >/dev/null 2>"$WORK/agent" &
@@ -195,7 +196,17 @@ fi
 
 # ---- stats: bpf_stats under real drops ------------------------------------
 
-MODES=("per-event:--source skb" "aggregated:--source skb -u 1")
+# Records to standard output (/dev/null), the cheapest output, so that the
+# sender keeps up with the flood: once it falls behind, the poll thread waits
+# for it, the ring fills and the kernel takes its cheap path (no record) for
+# the drops it loses, which would flatter the figures. ring_lost is printed
+# for each run to show that it stays 0.
+MODES=("per-event:--source skb --stdout" "aggregated:--source skb -u 1 --stdout")
+# Floor probes (flood --probe): labels empty-probe, event-floor, flow-floor;
+# program names empty_probe, event_floor, flow_floor.
+FLOORS=(${FLOORS:-empty event-floor flow-floor})
+floor_label() { [ "$1" = empty ] && echo empty-probe || echo "$1"; }
+floor_prog() { local l; l=$(floor_label "$1"); echo "${l//-/_}"; }
 
 if want stats; then
 	echo "## stats: bpf_stats run_time_ns/run_cnt of the attached program during a ${SECS}s flood (trapstream on CPU $AGENT_CPU)"
@@ -203,24 +214,30 @@ if want stats; then
 	start_collector "$AGENT_CPU"
 	LABELS=()
 	for round in $(seq "$PAIRS"); do
-		# The floor: what bpf_stats reports for a program that does nothing
-		# (the accounting's own clock reads), read inside the flood's run.
-		flood --empty-probe >"$WORK/empty" &
-		fpid=$!
-		for _ in $(seq 50); do
-			id=$(bpftool -j prog show name empty_probe 2>/dev/null | jq -r 'if type == "array" then (map(.id) | max) else .id end // empty' || true)
-			[ -z "$id" ] || break
-			sleep 0.1
+		# The floors, read inside the flood's run: a program that does nothing
+		# (the accounting's own clock reads), and ones that do only what any
+		# per-event or per-flow design must (examples/flood/probes.rs).
+		for floor in "${FLOORS[@]}"; do
+			prog=$(floor_prog "$floor")
+			flood --probe "$floor" >"$WORK/floor" &
+			fpid=$!
+			for _ in $(seq 50); do
+				id=$(bpftool -j prog show name "$prog" 2>/dev/null | jq -r 'if type == "array" then (map(.id) | max) else .id end // empty' || true)
+				[ -z "$id" ] || break
+				sleep 0.1
+			done
+			[ -n "$id" ] || { echo "kernel.sh: the $floor probe did not attach" >&2; exit 1; }
+			read -r t0 c0 < <(prog_stats "$id")
+			sleep $((SECS > 2 ? SECS - 2 : 1))
+			read -r t1 c1 < <(prog_stats "$id")
+			wait "$fpid"
+			ns=$(awk -v t=$((t1 - t0)) -v c=$((c1 - c0)) 'BEGIN { printf "%.1f", (c ? t / c : 0) }')
+			name=$(floor_label "$floor")
+			echo "stats/$name round $round: $ns ns/event over $((c1 - c0)) runs"
+			[ "$round" != 1 ] || LABELS+=("$name")
+			key=${name//[-\/]/_}
+			eval "NS_$key+=(\$ns)"
 		done
-		[ -n "$id" ] || { echo "kernel.sh: the empty probe did not attach" >&2; exit 1; }
-		read -r t0 c0 < <(prog_stats "$id")
-		sleep $((SECS > 2 ? SECS - 2 : 1))
-		read -r t1 c1 < <(prog_stats "$id")
-		wait "$fpid"
-		ns=$(awk -v t=$((t1 - t0)) -v c=$((c1 - c0)) 'BEGIN { printf "%.1f", (c ? t / c : 0) }')
-		echo "stats/empty-probe round $round: $ns ns/event over $((c1 - c0)) runs"
-		[ "$round" != 1 ] || LABELS+=(empty-probe)
-		NS_empty_probe+=("$ns")
 		for m in "${MODES[@]}"; do
 			for v in "${VARIANTS[@]}"; do
 				name=$(prefix "$v")${m%%:*}
@@ -268,11 +285,16 @@ if want cost; then
 	for round in $(seq "$PAIRS"); do
 		run_off
 		line="cost round $round: off $off/s ($off_cpu/CPU-s)"
-		# The floor: a kfree_skb program that does nothing.
-		read -r on on_cpu < <(flood --empty-probe)
-		[ "$round" != 1 ] || LABELS+=(empty-probe)
-		ON_empty_probe+=("$on") ON_CPU_empty_probe+=("$on_cpu")
-		line+=", empty-probe $on/s ($on_cpu/CPU-s) = $(ratio "$on" "$off") ($(ratio "$on_cpu" "$off_cpu") per CPU-s)"
+		# The floors: a kfree_skb program that does nothing, and ones that do
+		# only what any per-event or per-flow design must.
+		for floor in "${FLOORS[@]}"; do
+			name=$(floor_label "$floor")
+			key=${name//[-\/]/_}
+			read -r on on_cpu < <(flood --probe "$floor")
+			[ "$round" != 1 ] || LABELS+=("$name")
+			eval "ON_$key+=(\$on) ON_CPU_$key+=(\$on_cpu)"
+			line+=", $name $on/s ($on_cpu/CPU-s) = $(ratio "$on" "$off") ($(ratio "$on_cpu" "$off_cpu") per CPU-s)"
+		done
 		for m in "${MODES[@]}"; do
 			for v in "${VARIANTS[@]}"; do
 				name=$(prefix "$v")${m%%:*}
@@ -284,7 +306,7 @@ if want cost; then
 				read -r on on_cpu < <(flood)
 				stop_agent
 				eval "ON_$key+=(\$on) ON_CPU_$key+=(\$on_cpu)"
-				line+=", $name $on/s ($on_cpu/CPU-s) = $(ratio "$on" "$off") ($(ratio "$on_cpu" "$off_cpu") per CPU-s)"
+				line+=", $name $on/s ($on_cpu/CPU-s) = $(ratio "$on" "$off") ($(ratio "$on_cpu" "$off_cpu") per CPU-s, ring_lost=$(counter ring_lost))"
 			done
 		done
 		echo "$line"

@@ -4,7 +4,7 @@
 //!
 //!     flood --netns A --dst 10.1.1.2 --secs 5 [--flows N] [--sport P]
 //!           [--port P] [--payload B] [--cpu C] [--threads T] [--batch K] [--rate PPS]
-//!           [--empty-probe]
+//!           [--probe empty|event-floor|flow-floor]
 //!     flood --collect PORT [--secs D] [--cpu C]
 //!
 //! Sending prints one line, `sent=N secs=S rate=R errors=E cpu=C cpu_rate=R2`:
@@ -14,9 +14,11 @@
 //! receives on PORT (a stand-in collector) until --secs pass or SIGTERM, and
 //! prints `datagrams=N bytes=B lines=L json_records=J`.
 //!
-//! --empty-probe attaches, for the flood's duration, a kfree_skb program
-//! that does nothing (`r0 = 0; exit`): what any program there costs, the
-//! floor under trapstream's own (benches/kernel.sh `cost` and `stats`).
+//! --probe attaches, for the flood's duration, a kfree_skb program of a few
+//! raw instructions (probes.rs): `empty` does nothing, what any program
+//! there costs; `event-floor` and `flow-floor` do only what any per-event or
+//! per-flow design must, the floors under trapstream's own (benches/kernel.sh
+//! `cost` and `stats`). `--empty-probe` is `--probe empty`.
 
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +27,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+mod probes;
 
 struct Args {
     netns: Option<String>,
@@ -39,7 +43,7 @@ struct Args {
     batch: usize,
     rate: f64,
     collect: Option<u16>,
-    empty_probe: bool,
+    probe: Option<probes::Probe>,
 }
 
 fn usage(msg: &str) -> ! {
@@ -48,7 +52,7 @@ fn usage(msg: &str) -> ! {
     }
     eprintln!(
         "usage: flood [--netns NAME] --dst IP [--port P] [--flows N] [--sport P] [--payload B] \
-         [--secs D] [--cpu C] [--threads T] [--batch K] [--rate PPS] [--empty-probe]\n       flood --collect PORT [--secs D] [--cpu C]"
+         [--secs D] [--cpu C] [--threads T] [--batch K] [--rate PPS] [--probe empty|event-floor|flow-floor]\n       flood --collect PORT [--secs D] [--cpu C]"
     );
     std::process::exit(if msg.is_empty() { 0 } else { 2 })
 }
@@ -68,7 +72,7 @@ fn parse_args() -> Args {
         batch: 1,
         rate: 0.0,
         collect: None,
-        empty_probe: false,
+        probe: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -89,7 +93,11 @@ fn parse_args() -> Args {
             "--batch" => a.batch = num(&flag, value()),
             "--rate" => a.rate = num(&flag, value()),
             "--collect" => a.collect = Some(num(&flag, value())),
-            "--empty-probe" => a.empty_probe = true,
+            "--empty-probe" => a.probe = Some(probes::Probe::Empty),
+            "--probe" => {
+                let name = value();
+                a.probe = Some(probes::Probe::parse(&name).unwrap_or_else(|| usage(&format!("unknown probe {name}"))))
+            }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
@@ -148,7 +156,7 @@ fn main() {
 
 fn flood(args: &Args) {
     let dst = args.dst.expect("checked");
-    let _probe = args.empty_probe.then(attach_empty_probe);
+    let _probe = args.probe.map(probes::attach);
     let sent = AtomicU64::new(0);
     let errors = AtomicU64::new(0);
     let cpu_ns = AtomicU64::new(0);
@@ -326,42 +334,4 @@ fn set_int(socket: &Socket, level: libc::c_int, name: libc::c_int, value: libc::
         )
     };
     rc == 0
-}
-
-/// An empty tp_btf program on skb:kfree_skb, attached until the returned
-/// link is dropped. Loaded from two raw instructions: no object file, and
-/// nothing of trapstream's in it. Prints its program id for bpf_stats.
-fn attach_empty_probe() -> std::os::fd::OwnedFd {
-    use libbpf_rs::libbpf_sys as bpf;
-    use std::os::fd::{FromRawFd, OwnedFd};
-
-    // SAFETY: a NUL-terminated name; the call only reads it.
-    let btf_id = unsafe { bpf::libbpf_find_vmlinux_btf_id(c"kfree_skb".as_ptr(), bpf::BPF_TRACE_RAW_TP) };
-    assert!(btf_id > 0, "no btf_trace_kfree_skb in the kernel's BTF: {btf_id}");
-    let insns: [u64; 2] = [0xb7, 0x95]; // r0 = 0; exit
-    // SAFETY: all-zero is a valid bpf_prog_load_opts (no pointers set).
-    let mut opts: bpf::bpf_prog_load_opts = unsafe { std::mem::zeroed() };
-    opts.sz = std::mem::size_of::<bpf::bpf_prog_load_opts>() as _;
-    opts.expected_attach_type = bpf::BPF_TRACE_RAW_TP;
-    opts.attach_btf_id = btf_id as u32;
-    // SAFETY: two 8-byte instructions in a local array, read by the call;
-    // NUL-terminated literal names; opts is a local we own mutably.
-    let prog = unsafe {
-        bpf::bpf_prog_load(
-            bpf::BPF_PROG_TYPE_TRACING,
-            c"empty_probe".as_ptr(),
-            c"GPL".as_ptr(),
-            insns.as_ptr().cast::<bpf::bpf_insn>(),
-            insns.len() as _,
-            &mut opts,
-        )
-    };
-    assert!(prog >= 0, "loading the empty probe: {}", std::io::Error::from_raw_os_error(-prog));
-    // SAFETY: a new descriptor that nothing else owns.
-    let prog = unsafe { OwnedFd::from_raw_fd(prog) };
-    // SAFETY: a valid program descriptor; no name for a tp_btf program.
-    let link = unsafe { bpf::bpf_raw_tracepoint_open(std::ptr::null(), prog.as_raw_fd()) };
-    assert!(link >= 0, "attaching the empty probe: {}", std::io::Error::from_raw_os_error(-link));
-    // SAFETY: as above; the link holds the program.
-    unsafe { OwnedFd::from_raw_fd(link) }
 }
