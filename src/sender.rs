@@ -78,7 +78,11 @@ impl Output<'_> {
         Stats::add(&self.stats.refused, d.refused);
         Stats::add(&self.stats.unacked_lost, d.unacked_lost);
         Stats::add(&self.stats.send_errors, d.errors);
-        self.stats.queued.store(self.sink.queued(), Ordering::Relaxed);
+        let queued = self.sink.queued();
+        // A gauge that is 0 for UDP: storing it anyway would write the line every datagram.
+        if self.stats.queued.load(Ordering::Relaxed) != queued {
+            self.stats.queued.store(queued, Ordering::Relaxed);
+        }
         match d.last_error {
             Some(kind) if self.sink.is_fatal(kind) => Err(kind.into()),
             Some(kind) => {
