@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod encode;
 pub mod error;
+mod errlog;
 mod inthash;
 pub mod netdb;
 pub mod pcap;

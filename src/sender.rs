@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::encode::{Context, Encoder};
+use crate::errlog::ErrorLog;
 use crate::error::{Error, Result};
 use crate::record::Record;
 use crate::stats::{KernelCounters, Snapshot, Stats};
@@ -37,31 +38,8 @@ pub struct SenderConfig {
     pub verbose: bool,
 }
 
-/// Logs send errors at most once per interval, with how many were suppressed.
-struct ErrorLog {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// How often an idle sender lets the transport reconnect and flush a backlog.
 const IDLE_TICK: Duration = Duration::from_millis(500);
-
-impl ErrorLog {
-    fn report(&mut self, what: &dyn std::fmt::Display, lost: u64) {
-        let now = Instant::now();
-        if self.last.is_some_and(|t| now.duration_since(t) < ERROR_LOG_INTERVAL) {
-            self.suppressed += 1;
-            return;
-        }
-        tracing::warn!(
-            "send failed ({what}), {lost} records lost ({} more failures since the last report)",
-            self.suppressed
-        );
-        self.last = Some(now);
-        self.suppressed = 0;
-    }
-}
 
 struct Output<'a> {
     sink: &'a mut dyn Sink,
@@ -168,7 +146,7 @@ pub fn run(
     stats: &Stats,
     failed: &AtomicBool,
 ) -> Result<()> {
-    let mut out = Output { sink, stats, errors: ErrorLog { last: None, suppressed: 0 } };
+    let mut out = Output { sink, stats, errors: ErrorLog::new("send failed", "records") };
     let error = match pump(&rx, ctx, encoder, &mut packer, &mut out, cfg, stats) {
         Ok(()) => return Ok(()),
         Err(e) => e,

@@ -12,12 +12,13 @@ mod output;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::config::{PcapConfig, PcapPath};
 use crate::encode::{pcap_comment, Context};
+use crate::errlog::ErrorLog;
 use crate::record::{Link, Origin, RawFrame, Record};
 use crate::stats::Stats;
 use output::{Output, Target};
@@ -25,7 +26,6 @@ use output::{Output, Target};
 /// Packets written in one go at most; the channel usually runs dry first.
 const MAX_BATCH: usize = 256;
 const IDLE: Duration = Duration::from_millis(200);
-const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A packet for the capture: what the kernel said about it, and its bytes.
 pub struct Frame {
@@ -55,8 +55,7 @@ pub struct Writer {
     packets: u64,
     comment: String,
     dead: bool,
-    last_error: Option<Instant>,
-    suppressed: u64,
+    errors: ErrorLog,
 }
 
 impl Writer {
@@ -77,8 +76,7 @@ impl Writer {
             packets: 0,
             comment: String::new(),
             dead: false,
-            last_error: None,
-            suppressed: 0,
+            errors: ErrorLog::new("pcap", "packets"),
         })
     }
 
@@ -133,7 +131,7 @@ impl Writer {
             self.ports.clear();
             self.committed = 0;
             if let Err(e) = self.out.rotate() {
-                self.report(&format!("starting the next capture file: {e}"), 0);
+                self.errors.report(&format_args!("starting the next capture file: {e}"), 0);
             }
         }
         let key = port_key(&frame.record, frame.raw.link);
@@ -195,25 +193,10 @@ impl Writer {
                     tracing::warn!("pcap: writing the capture: {e}: {packets} packets lost, no more written");
                     self.dead = true;
                 } else {
-                    self.report(&format!("writing the capture: {e}"), packets);
+                    self.errors.report(&format_args!("writing the capture: {e}"), packets);
                 }
             }
         }
-    }
-
-    /// A failure, logged at most once every ERROR_LOG_INTERVAL.
-    fn report(&mut self, what: &str, lost: u64) {
-        let now = Instant::now();
-        if self.last_error.is_some_and(|t| now.duration_since(t) < ERROR_LOG_INTERVAL) {
-            self.suppressed += 1;
-            return;
-        }
-        tracing::warn!(
-            "pcap: {what}: {lost} packets lost ({} more failures since the last report)",
-            self.suppressed
-        );
-        self.last_error = Some(now);
-        self.suppressed = 0;
     }
 }
 
