@@ -86,9 +86,9 @@ fn check_record(r: &Value, ports: &[String], group_of: &BTreeMap<&str, &str>) {
 /// Everything guest-devlink.sh left in `dir`, for the kernel `version`
 /// (booted on any architecture), checked against devlink's own counters.
 pub fn check_guest(version: &str, dir: &Path) {
-    let kernel = read(&dir, "kernel");
+    let kernel = read(dir, "kernel");
     assert!(kernel.starts_with(version), "booted {kernel}, wanted {version}");
-    let ports: Vec<String> = read(&dir, "ports").split_whitespace().map(str::to_string).collect();
+    let ports: Vec<String> = read(dir, "ports").split_whitespace().map(str::to_string).collect();
     assert_eq!(ports.len(), 2, "{ports:?}");
     let group_of: BTreeMap<&str, &str> = [
         ("fid_miss", "l2_drops"),
@@ -104,9 +104,9 @@ pub fn check_guest(version: &str, dir: &Path) {
 
     // 1. Default types: every exception report is a record; control traps are
     // filtered in the kernel; the counts equal devlink's, trap by trap.
-    let stats = final_stats(&dir, "events");
-    let recs = records(&dir, "events");
-    let devlink = reported(&dir, "events");
+    let stats = final_stats(dir, "events");
+    let recs = records(dir, "events");
+    let devlink = reported(dir, "events");
     let expected: BTreeMap<String, u64> =
         devlink.iter().filter(|(n, _)| !control.contains(n.as_str())).map(|(n, c)| (n.clone(), *c)).collect();
     assert_eq!(
@@ -136,20 +136,20 @@ pub fn check_guest(version: &str, dir: &Path) {
     );
 
     // 2. Control traps when asked for.
-    let recs = records(&dir, "control");
+    let recs = records(dir, "control");
     let counts = per_trap(&recs);
     for name in &control {
         assert!(counts.get(*name).copied().unwrap_or(0) > 0, "{version}: no {name} records: {counts:?}");
     }
-    assert_eq!(counts, reported(&dir, "control"), "{version}: control scenario");
+    assert_eq!(counts, reported(dir, "control"), "{version}: control scenario");
     for r in &recs {
         check_record(r, &ports, &group_of);
     }
 
     // 3. Drop traps set to `trap`, and the flow-action cookie in hex.
-    let recs = records(&dir, "drops");
-    assert_eq!(per_trap(&recs), reported_by_default(&dir, "drops"), "{version}: drops scenario");
-    let cookie = read(&dir, "cookie").trim().to_string();
+    let recs = records(dir, "drops");
+    assert_eq!(per_trap(&recs), reported_by_default(dir, "drops"), "{version}: drops scenario");
+    let cookie = read(dir, "cookie").trim().to_string();
     let mut seen_drop = BTreeSet::new();
     for r in &recs {
         check_record(r, &ports, &group_of);
@@ -168,8 +168,8 @@ pub fn check_guest(version: &str, dir: &Path) {
     );
 
     // 4. UDP to a collector in the guest, JSON arrays and line protocol.
-    let stats = final_stats(&dir, "udp_json");
-    let expected = reported_by_default(&dir, "udp_json");
+    let stats = final_stats(dir, "udp_json");
+    let expected = reported_by_default(dir, "udp_json");
     let bytes = std::fs::read(dir.join("udp_json.udp")).expect("udp_json.udp");
     let mut got = Vec::new();
     for value in serde_json::Deserializer::from_slice(&bytes).into_iter::<Value>() {
@@ -183,14 +183,14 @@ pub fn check_guest(version: &str, dir: &Path) {
         assert_eq!(r["deviceIP"], "127.0.0.1");
     }
     assert_eq!(per_trap(&got), expected, "{stats}");
-    let stats = final_stats(&dir, "udp_influx");
-    let lines: Vec<String> = read(&dir, "udp_influx.udp")
+    let stats = final_stats(dir, "udp_influx");
+    let lines: Vec<String> = read(dir, "udp_influx.udp")
         .lines()
         .filter(|l| l.starts_with("DroppedPackets,"))
         .map(str::to_string)
         .collect();
     assert_eq!(lines.len() as u64, counter(&stats, "sent"), "{stats}");
-    let expected: u64 = reported(&dir, "udp_influx")
+    let expected: u64 = reported(dir, "udp_influx")
         .iter()
         .filter(|(n, _)| !control.contains(n.as_str()))
         .map(|(_, c)| c)
@@ -210,10 +210,10 @@ pub fn check_guest(version: &str, dir: &Path) {
     }
 
     // 5. Aggregation: the counts add up to devlink's, trap by trap.
-    let stats = final_stats(&dir, "aggregate");
-    let recs = records(&dir, "aggregate");
+    let stats = final_stats(dir, "aggregate");
+    let recs = records(dir, "aggregate");
     let expected: BTreeMap<String, u64> =
-        reported(&dir, "aggregate").into_iter().filter(|(n, _)| !control.contains(n.as_str())).collect();
+        reported(dir, "aggregate").into_iter().filter(|(n, _)| !control.contains(n.as_str())).collect();
     assert_eq!(per_trap(&recs), expected, "{version}: aggregated counts; {stats}");
     assert_eq!(counter(&stats, "aggregated"), counter(&stats, "flow_packets"), "{stats}");
     for r in &recs {
@@ -230,9 +230,9 @@ pub fn check_guest(version: &str, dir: &Path) {
     // random MACs and a random UDP source port, so each report is a new flow
     // and goes out as an exemplar, unless the ring was full for it (then it
     // is counted into its flow).
-    let stats = final_stats(&dir, "aggregate_exemplars");
-    let recs = records(&dir, "aggregate_exemplars");
-    let expected: BTreeMap<String, u64> = reported(&dir, "aggregate_exemplars")
+    let stats = final_stats(dir, "aggregate_exemplars");
+    let recs = records(dir, "aggregate_exemplars");
+    let expected: BTreeMap<String, u64> = reported(dir, "aggregate_exemplars")
         .into_iter()
         .filter(|(n, _)| !control.contains(n.as_str()))
         .collect();
@@ -257,7 +257,7 @@ pub fn check_guest(version: &str, dir: &Path) {
     }
 
     // 6. The kernel's own drops: a reason only where the tracepoint has one (5.17+).
-    let recs: Vec<Value> = records(&dir, "skb")
+    let recs: Vec<Value> = records(dir, "skb")
         .into_iter()
         .filter(|r| r["packet"]["TRANSPORT"]["dstPort"].as_u64().is_some_and(|p| (7001..=7003).contains(&p)))
         .collect();
@@ -276,10 +276,10 @@ pub fn check_guest(version: &str, dir: &Path) {
             .cloned()
             .collect()
     };
-    let stats = final_stats(&dir, "filter_groups");
-    let recs = records(&dir, "filter_groups");
+    let stats = final_stats(dir, "filter_groups");
+    let recs = records(dir, "filter_groups");
     let traps: Vec<Value> = recs.iter().filter(|r| r["source"] == "devlink").cloned().collect();
-    let expected: BTreeMap<String, u64> = reported(&dir, "filter_groups")
+    let expected: BTreeMap<String, u64> = reported(dir, "filter_groups")
         .into_iter()
         .filter(|(n, _)| group_of.get(n.as_str()) == Some(&"l3_exceptions"))
         .collect();
@@ -287,9 +287,9 @@ pub fn check_guest(version: &str, dir: &Path) {
     assert_eq!(per_trap(&traps), expected, "{version}: a trap-group list keeps its group; {stats}");
     assert_eq!(to_ports(&recs, 7101..=7103).len(), 3, "{version}: and every kernel drop; {stats}");
 
-    let stats = final_stats(&dir, "filter_ports");
-    let recs = records(&dir, "filter_ports");
-    let port = read(&dir, "filter_port").trim().to_string();
+    let stats = final_stats(dir, "filter_ports");
+    let recs = records(dir, "filter_ports");
+    let port = read(dir, "filter_port").trim().to_string();
     let traps: Vec<&Value> = recs.iter().filter(|r| r["source"] == "devlink").collect();
     assert!(!traps.is_empty(), "{version}: traps of {port}; {stats}");
     assert!(traps.iter().all(|r| r["ingressPort"] == port.as_str()), "{version}: only {port}'s traps");
@@ -302,10 +302,10 @@ pub fn check_guest(version: &str, dir: &Path) {
     );
     assert_eq!(to_ports(&recs, 7201..=7203).len(), 3, "{version}: {stats}");
 
-    let stats = final_stats(&dir, "filter_names");
-    let recs = records(&dir, "filter_names");
+    let stats = final_stats(dir, "filter_names");
+    let recs = records(dir, "filter_names");
     let traps: Vec<Value> = recs.iter().filter(|r| r["source"] == "devlink").cloned().collect();
-    let expected: BTreeMap<String, u64> = reported(&dir, "filter_names")
+    let expected: BTreeMap<String, u64> = reported(dir, "filter_names")
         .into_iter()
         .filter(|(n, _)| n != "fid_miss" && !control.contains(n.as_str()))
         .collect();
@@ -316,9 +316,9 @@ pub fn check_guest(version: &str, dir: &Path) {
     // 8. The packets as pcapng next to the records: one packet per record,
     // each on its port's interface, named by its trap in the comment, at
     // the record's instant.
-    let stats = final_stats(&dir, "pcap");
-    let recs = records(&dir, "pcap");
-    assert_eq!(per_trap(&recs), reported_by_default(&dir, "pcap"), "{version}: pcap scenario; {stats}");
+    let stats = final_stats(dir, "pcap");
+    let recs = records(dir, "pcap");
+    assert_eq!(per_trap(&recs), reported_by_default(dir, "pcap"), "{version}: pcap scenario; {stats}");
     assert!(per_trap(&recs).contains_key("blackhole_route"), "{version}: a drop trap in the window");
     let fields = [
         "frame.interface_name",
