@@ -332,6 +332,42 @@ fi
 
 # ---- e2e: highest rate without loss, RSS ------------------------------------
 
+# thread_sample PID: per thread "name cpu_ticks voluntary nonvoluntary" (context
+# switches: nonvoluntary ones are preemptions, the sign of threads contending).
+thread_sample() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		awk -v tid="${t##*/}" '
+			FNR == 1 && FILENAME ~ /stat$/ { sub(/^[^)]*\) /, ""); ticks = $12 + $13 }
+			FILENAME ~ /comm$/ { name = $0 }
+			/^voluntary_ctxt_switches/ { v = $2 }
+			/^nonvoluntary_ctxt_switches/ { n = $2 }
+			END { print tid, name, ticks, v, n }' "$t/stat" "$t/comm" "$t/status" 2>/dev/null || true
+	done
+}
+# sample_placement PID: every 100 ms, the CPU each thread last ran on ("name cpu").
+sample_placement() {
+	local t
+	while sleep 0.1; do
+		for t in /proc/"$1"/task/*; do
+			awk '{ sub(/^[^)]*\) /, ""); print $37 }' "$t/stat" 2>/dev/null | sed "s/^/$(cat "$t/comm" 2>/dev/null) /" || true
+		done
+	done
+}
+# thread_report: CPU time, context switches and placement of the poll and
+# sender threads between the two samples of e2e_run.
+thread_report() {
+	local hz
+	hz=$(getconf CLK_TCK)
+	join <(sort "$WORK/threads0") <(sort "$WORK/threads1") | awk -v hz="$hz" -v secs="$E2E_SECS" '
+		$2 == "poll" || $2 == "sender" {
+			printf "%s %.2f CPU-s (%.0f %% of the run), %d voluntary / %d nonvoluntary switches; ",
+				$2, ($7 - $3) / hz, 100 * ($7 - $3) / hz / secs, $8 - $4, $9 - $5 }'
+	awk '$1 == "poll" || $1 == "sender" { n[$1]++; on[$1 " on CPU " $2]++ }
+		END { for (k in on) { split(k, a, " "); printf "%s %.0f %%; ", k, 100 * on[k] / n[a[1]] } }' "$WORK/placement" |
+		sed 's/; $//'
+}
+
 # e2e_run RATE: default settings, trapstream unpinned, for E2E_SECS; sets
 # E2E_LINE, E2E_OK (zero loss), E2E_GOT (the rate reached), E2E_RSS, E2E_HWM.
 e2e_run() {
@@ -340,7 +376,15 @@ e2e_run() {
 	# so its cost must not land on trapstream's CPU.
 	start_collector "$FLOOD_CPU"
 	start_agent "" --source skb
+	thread_sample "$AGENT_PID" >"$WORK/threads0"
+	sample_placement "$AGENT_PID" >"$WORK/placement" &
+	local sampler=$!
+	PIDS+=("$sampler")
 	read -r got _ < <(SECS=$E2E_SECS flood --rate "$rate")
+	thread_sample "$AGENT_PID" >"$WORK/threads1"
+	kill "$sampler" 2>/dev/null || true
+	wait "$sampler" 2>/dev/null || true
+	forget "$sampler"
 	rss=$(awk '/VmRSS/ {print $2}' /proc/"$AGENT_PID"/status)
 	hwm=$(awk '/VmHWM/ {print $2}' /proc/"$AGENT_PID"/status)
 	stop_agent
@@ -350,6 +394,7 @@ e2e_run() {
 	E2E_OK=0
 	[ "$lost" = 0 ] && [ "$(counter read)" = "$(counter sent)" ] && E2E_OK=1
 	E2E_LINE="asked ${rate}/s got ${got}/s for ${E2E_SECS}s: ok=$E2E_OK VmRSS=${rss}kB VmHWM=${hwm}kB; $FINAL; collector: $collected; load $(cut -d' ' -f1-3 /proc/loadavg)"
+	E2E_LINE+=$'\n'"  threads during the flood: $(thread_report)"
 	E2E_GOT=$got E2E_RSS=$rss E2E_HWM=$hwm
 }
 
