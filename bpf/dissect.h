@@ -299,17 +299,31 @@ static __always_inline bool has_ethernet(struct sk_buff *skb, __u16 mac, __u16 n
 	return type == ARPHRD_ETHER || type == ARPHRD_LOOPBACK;
 }
 
-/* Fill p (zeroed by the caller) from skb; link_frame: see has_ethernet. */
-static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p, bool link_frame)
+/*
+ * Where dissect found the frame, so that --pcap's copy (raw.h) takes its
+ * bytes from the same place without working it out again.
+ */
+struct ts_locus {
+	__u32 start;      /* offset of the first header from skb->head */
+	__u32 tail;       /* skb->tail, past start */
+	__u8 link;        /* TS_RAW_LINK_*; 0: not located, no bytes to copy */
+	__u8 vlan_accel;  /* the outer tag (vlan_tpid/tci[0]) came from skb metadata */
+};
+
+/* Fill p and loc (both zeroed by the caller) from skb; link_frame: see has_ethernet. */
+static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p, struct ts_locus *loc,
+				    bool link_frame)
 {
 	__u32 zero = 0, start, tail, cap, off = 0, ntags = 0, i, data_off;
 	__u16 mac = skb->mac_header, net = skb->network_header, proto, tpid, tci;
 	unsigned char *head = skb->head;
 	struct ts_scratch *s;
+	__u8 link;
 	const __u8 *b;
 
 	if (has_ethernet(skb, mac, net, link_frame)) {
 		start = mac;
+		link = TS_RAW_LINK_ETHER;
 		/* A tag in metadata belongs to an Ethernet header; without one it is not reported. */
 		if (skb_accel_vlan(skb, &tpid, &tci)) {
 			p->vlan_tpid[0] = tpid;
@@ -319,6 +333,7 @@ static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p, bo
 		}
 	} else if (net != 0xffff && (mac == 0xffff || net >= mac)) {
 		start = net;
+		link = TS_RAW_LINK_IP;
 		p->layers |= TS_L_NO_MAC;
 	} else {
 		/* Neither header is where it could be trusted: report no layer rather than guess. */
@@ -327,6 +342,10 @@ static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p, bo
 	tail = skb->tail;
 	if (!head || tail <= start)
 		return;
+	loc->start = start;
+	loc->tail = tail;
+	loc->link = link;
+	loc->vlan_accel = ntags;
 	/*
 	 * skb->len counts from skb->data, which at a drop point may sit past the
 	 * headers already parsed; report the length from where dissection starts.

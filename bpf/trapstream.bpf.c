@@ -573,7 +573,7 @@ static __always_inline bool rate_limited(struct report *r)
  * ts_event: the room is sized by raw_snap_len, which the verifier reads as
  * the constant it was set to before load.
  */
-static __always_inline void emit_event_raw(struct report *r, struct ts_packet *pkt)
+static __always_inline void emit_event_raw(struct report *r, struct ts_packet *pkt, const struct ts_locus *loc)
 {
 	__u32 snap = raw_snap_len;
 	struct ts_raw_event *re;
@@ -588,7 +588,7 @@ static __always_inline void emit_event_raw(struct report *r, struct ts_packet *p
 	fill_head(&re->e, r);
 	re->e.flags |= TS_EV_RAW;
 	__builtin_memcpy(&re->e.pkt, pkt, sizeof(re->e.pkt));
-	copy_raw(r->skb, r->source == TS_SOURCE_DEVLINK, &re->raw, re->bytes, snap);
+	copy_raw(r->skb, loc, pkt, &re->raw, re->bytes, snap);
 	bpf_ringbuf_submit(re, BPF_RB_NO_WAKEUP);
 }
 
@@ -598,7 +598,7 @@ static __always_inline void emit_event_raw(struct report *r, struct ts_packet *p
  * events never takes ring buffer space and `ring_lost` counts only events
  * that were to be delivered. Each packet lands in exactly one counter.
  */
-static __always_inline void emit_event(struct report *r, struct ts_packet *pkt)
+static __always_inline void emit_event(struct report *r, struct ts_packet *pkt, const struct ts_locus *loc)
 {
 	struct ts_event *e;
 
@@ -609,7 +609,7 @@ static __always_inline void emit_event(struct report *r, struct ts_packet *pkt)
 	if (rate_limited(r))
 		return;
 	if (raw_snap_len) {
-		emit_event_raw(r, pkt);
+		emit_event_raw(r, pkt, loc);
 		return;
 	}
 	/* Constant sizes per branch: the verifier checks each against its writes. */
@@ -769,6 +769,7 @@ static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
 /* Filters, then the dissection every path needs, then emit or count. */
 static __always_inline void handle_report(struct report *r)
 {
+	struct ts_locus loc = {};
 	__u32 zero = 0;
 	struct ts_flow *scratch;
 	struct ts_packet *pkt;
@@ -782,11 +783,11 @@ static __always_inline void handle_report(struct report *r)
 		return;
 	pkt = &scratch->exemplar.pkt;
 	__builtin_memset(pkt, 0, sizeof(*pkt));
-	dissect(r->skb, pkt, r->source == TS_SOURCE_DEVLINK);
+	dissect(r->skb, pkt, &loc, r->source == TS_SOURCE_DEVLINK);
 	if (aggregate)
 		count_flow(r, scratch);
 	else
-		emit_event(r, pkt);
+		emit_event(r, pkt, &loc);
 }
 
 static __always_inline void netdev_ids(struct net_device *dev, struct report *r)
