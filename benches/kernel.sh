@@ -8,7 +8,8 @@
 #   stats    ns per event of the attached program under a flood of real drops,
 #            from bpf_stats (run_time_ns / run_cnt), --source skb vs -u 1, alternating
 #   cost     flood rate with trapstream attached / without, alternating off, on, ...,
-#            and with an empty kfree_skb program (the floor any program there pays)
+#            and with the floor programs (stats and cost: FLOORS, flood --probe): an empty
+#            one, and ones doing only what any per-event or per-flow design must
 #   e2e      the highest drop rate with zero loss (nested, ring_lost, decode_errors, channel_lost,
 #            send_lost, unacked_lost, refused all 0, read = sent) over E2E_SECS at default
 #            settings, and trapstream's RSS at that rate
@@ -20,7 +21,8 @@
 # flood's CPU), E2E_SECS (30), E2E_STEPS (5 bisection steps), CARGO_TARGET_DIR,
 # NO_BUILD=1 (use the binaries already built), BASE (another trapstream
 # binary, e.g. the previous commit's: stats and cost then run it too,
-# alternating with this tree's, each case labelled "base/").
+# alternating with this tree's, each case labelled "base/"), FLOORS ("empty
+# event-floor flow-floor").
 #
 # The flood sends UDP from namespace A to a closed port in namespace B over a
 # veth pair: B's stack drops every datagram with NO_SOCKET on the sending CPU.
