@@ -96,7 +96,9 @@ fn parse_args() -> Args {
             "--empty-probe" => a.probe = Some(probes::Probe::Empty),
             "--probe" => {
                 let name = value();
-                a.probe = Some(probes::Probe::parse(&name).unwrap_or_else(|| usage(&format!("unknown probe {name}"))))
+                a.probe = Some(
+                    probes::Probe::parse(&name).unwrap_or_else(|| usage(&format!("unknown probe {name}"))),
+                )
             }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),

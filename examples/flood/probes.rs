@@ -72,7 +72,13 @@ struct Insn(u64);
 
 impl Insn {
     fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-        Insn(code as u64 | ((dst as u64) << 8) | ((src as u64) << 12) | ((off as u16 as u64) << 16) | ((imm as u32 as u64) << 32))
+        Insn(
+            code as u64
+                | ((dst as u64) << 8)
+                | ((src as u64) << 12)
+                | ((off as u16 as u64) << 16)
+                | ((imm as u32 as u64) << 32),
+        )
     }
 }
 
@@ -145,7 +151,13 @@ fn flow_floor(table: i32) -> Vec<Insn> {
     let mut p = vec![load64(6, 1, 0)];
     // The key, all zero: the one entry the table holds.
     p.extend((0..KEY_SIZE as i16 / 8).map(|i| store64_imm(10, key + 8 * i, 0)));
-    p.extend([mov_reg(1, 10), add_imm(1, headers as i32), mov_imm(2, COPY), mov_reg(3, 6), call(PROBE_READ_KERNEL)]);
+    p.extend([
+        mov_reg(1, 10),
+        add_imm(1, headers as i32),
+        mov_imm(2, COPY),
+        mov_reg(3, 6),
+        call(PROBE_READ_KERNEL),
+    ]);
     p.extend(load_map(1, table));
     p.extend([mov_reg(2, 10), add_imm(2, key as i32), call(MAP_LOOKUP_ELEM)]);
     let body = [mov_imm(1, 1), atomic_add64(0, 0, 1), mov_imm(1, 60), atomic_add64(0, 8, 1)];
@@ -176,7 +188,9 @@ pub fn attach(probe: Probe) -> Attached {
             let table = map_create(bpf::BPF_MAP_TYPE_HASH, KEY_SIZE, 32, 1024);
             let (key, value) = ([0u8; KEY_SIZE as usize], [0u8; 32]);
             // SAFETY: key and value are local arrays of the map's sizes, read by the call.
-            let rc = unsafe { bpf::bpf_map_update_elem(table.as_raw_fd(), key.as_ptr().cast(), value.as_ptr().cast(), 0) };
+            let rc = unsafe {
+                bpf::bpf_map_update_elem(table.as_raw_fd(), key.as_ptr().cast(), value.as_ptr().cast(), 0)
+            };
             assert!(rc == 0, "filling the floor's table: {}", std::io::Error::from_raw_os_error(-rc));
             (flow_floor(table.as_raw_fd()), Some(table))
         }
