@@ -24,6 +24,7 @@ pub struct InfluxEncoder {
     cache: TrapCache<Fragments>,
     /// `,deviceIP=…`, or nothing for an empty device IP.
     device_ip: Escaped,
+    clock: write::Clock,
 }
 
 /// The tags fixed by a record's trap or drop reason, each with its leading
@@ -86,6 +87,9 @@ impl Fragments {
 }
 
 /// `,key=` then an integer field.
+/// These helpers are inlined so that each literal key is copied as a
+/// few fixed-size stores rather than by a call to memcpy.
+#[inline(always)]
 fn int(out: &mut Vec<u8>, key: &[u8], v: impl Into<u64>) {
     out.extend_from_slice(key);
     write::int(out, v);
@@ -93,10 +97,12 @@ fn int(out: &mut Vec<u8>, key: &[u8], v: impl Into<u64>) {
 }
 
 /// Line protocol integers are signed 64-bit: larger values are clamped.
+#[inline(always)]
 fn uint(out: &mut Vec<u8>, key: &[u8], v: u64) {
     int(out, key, v.min(i64::MAX as u64));
 }
 
+#[inline(always)]
 fn boolean(out: &mut Vec<u8>, key: &[u8], v: bool) {
     out.extend_from_slice(key);
     out.extend_from_slice(if v { b"true" } else { b"false" });
@@ -104,6 +110,7 @@ fn boolean(out: &mut Vec<u8>, key: &[u8], v: bool) {
 
 /// A string field: `,key="` then what `value` writes (which needs no
 /// escaping: digits, hex, addresses) then `"`.
+#[inline(always)]
 fn string(out: &mut Vec<u8>, key: &[u8], value: impl FnOnce(&mut Vec<u8>)) {
     out.extend_from_slice(key);
     out.push(b'"');
@@ -112,6 +119,7 @@ fn string(out: &mut Vec<u8>, key: &[u8], value: impl FnOnce(&mut Vec<u8>)) {
 }
 
 /// "53 (domain)" as a string field, the name escaped.
+#[inline(always)]
 fn named(out: &mut Vec<u8>, key: &[u8], n: Named<'_, impl Into<u64> + Copy>) {
     string(out, key, |out| {
         write::int(out, n.value());
@@ -309,7 +317,7 @@ impl InfluxEncoder {
             }
             uint(out, b",tcOccupancyRaw=", o.raw);
         }
-        string(out, b",timestamp=", |o| write::seconds(o, rec.time_ns));
+        string(out, b",timestamp=", |o| self.clock.seconds(o, rec.time_ns));
         // Never out of range: ingressIfIndex and timestamp are always written.
         if let Some(first) = out.get_mut(fields) {
             *first = b' ';
@@ -318,7 +326,7 @@ impl InfluxEncoder {
         // Line protocol timestamps are signed 64-bit.
         out.push(b' ');
         let stamp = self.stamps.unique(rec.time_ns.min(i64::MAX as u64 - RECENT_STAMPS as u64));
-        write::int(out, stamp);
+        self.clock.nanos(out, stamp);
     }
 }
 
