@@ -70,13 +70,23 @@ const U64_DIGITS: usize = 20;
 pub(super) fn int(out: &mut Vec<u8>, v: impl Into<u64>) {
     let v = v.into();
     if v >= 10_000 {
-        return long_int(out, v);
+        return if v < 100_000_000 { medium_int(out, v as u32) } else { long_int(out, v) };
     }
     let v = v as u32;
     let digits = [v / 1000, v / 100 % 10, v / 10 % 10, v % 10].map(|d| b'0' + d as u8);
     let n = 1 + usize::from(v >= 10) + usize::from(v >= 100) + usize::from(v >= 1000);
     // The last n digits, moved to the front.
     let word = u32::from_be_bytes(digits) << (8 * (4 - n));
+    let len = out.len();
+    out.extend_from_slice(&word.to_be_bytes());
+    out.truncate(len + n);
+}
+
+/// Five to eight digits (ephemeral ports, interface indexes, lengths): the
+/// eight digits with leading zeros, moved to the front as one word.
+fn medium_int(out: &mut Vec<u8>, v: u32) {
+    let n = 5 + usize::from(v >= 100_000) + usize::from(v >= 1_000_000) + usize::from(v >= 10_000_000);
+    let word = u64::from_be_bytes(eight_digits(v)) << (8 * (8 - n));
     let len = out.len();
     out.extend_from_slice(&word.to_be_bytes());
     out.truncate(len + n);
@@ -195,20 +205,21 @@ static OCTETS: [([u8; 4], u8); 256] = {
     t
 };
 
-/// Dotted quad: each octet and its dot from a table, laid end to end in a
-/// 16-byte array that is appended whole and cut to length (without the
+/// Dotted quad: each octet and its dot from a table, laid end to end in
+/// one 16-byte word that is appended whole and cut to length (without the
 /// last dot).
 pub(super) fn ipv4(out: &mut Vec<u8>, a: Ipv4Addr) {
-    let mut text = [0u8; 16];
+    let mut text = 0u128;
     let mut n = 0;
     for o in a.octets() {
         let (bytes, len) = OCTETS[usize::from(o)];
-        text[n..n + 4].copy_from_slice(&bytes);
-        n += usize::from(len);
+        // Little-endian: byte i of the word is byte i of the text.
+        text |= u128::from(u32::from_le_bytes(bytes)) << (8 * n);
+        n += u32::from(len);
     }
     let len = out.len();
-    out.extend_from_slice(&text);
-    out.truncate(len + n - 1);
+    out.extend_from_slice(&text.to_le_bytes());
+    out.truncate(len + n as usize - 1);
 }
 
 /// As std's Display (RFC 5952): IPv4-mapped addresses as "::ffff:a.b.c.d",
