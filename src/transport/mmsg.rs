@@ -18,7 +18,7 @@ pub const MAX_BATCH: usize = 64;
 /// A datagram waiting in some buffer: `buffer[start..end]`, except that
 /// its last byte is `last` (`end > start` then). The packer turns a JSON
 /// datagram's closing bracket back into the next datagram's opening one,
-/// so that byte is kept here and sent from here.
+/// so that byte is kept here and sent from here when it has changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Held {
     pub start: usize,
@@ -28,18 +28,28 @@ pub struct Held {
 }
 
 impl Held {
-    /// The datagram's bytes in `buffer` without its last one, which is `last`.
+    /// The datagram as it lies in `buffer`, and its last byte if that is no
+    /// longer there (then the first part ends before it). One part where it
+    /// can be: a second iovec costs the kernel's copy a little per datagram.
     /// Slicing checks the offsets: a bad one panics here, never reaches the
     /// kernel as a wild pointer.
-    pub fn body<'a>(&self, buffer: &'a [u8]) -> &'a [u8] {
-        &buffer[self.start..self.end - usize::from(self.last.is_some())]
+    pub fn parts<'a>(&'a self, buffer: &'a [u8]) -> (&'a [u8], Option<&'a u8>) {
+        let whole = &buffer[self.start..self.end];
+        match &self.last {
+            Some(last) if whole.last() != Some(last) => (&whole[..whole.len() - 1], Some(last)),
+            _ => (whole, None),
+        }
     }
 }
 
-/// Sends one held datagram from `buffer` with a plain (vectored) send.
+/// Sends one held datagram from `buffer` with a plain send.
 pub fn send_one(socket: &Socket, buffer: &[u8], held: &Held) -> io::Result<usize> {
-    let last = held.last.as_slice();
-    socket.send_vectored(&[io::IoSlice::new(held.body(buffer)), io::IoSlice::new(last)])
+    match held.parts(buffer) {
+        (whole, None) => socket.send(whole),
+        (body, Some(last)) => {
+            socket.send_vectored(&[io::IoSlice::new(body), io::IoSlice::new(std::slice::from_ref(last))])
+        }
+    }
 }
 
 /// Sends the datagrams `held` describes in `buffer` on a connected socket, in
@@ -62,19 +72,19 @@ pub fn send(socket: &Socket, buffer: &[u8], held: &[Held]) -> io::Result<usize> 
     // SAFETY: as above: every field of mmsghdr is an integer or a pointer.
     let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
     for (i, h) in held[..count].iter().enumerate() {
-        let body = h.body(buffer);
+        let (body, last) = h.parts(buffer);
         // The kernel only reads through iov_base (sendmsg copies the bytes
         // out); the *mut is what the C struct's type asks for, nothing is
         // written through it.
         iov[i][0].iov_base = body.as_ptr() as *mut libc::c_void;
         iov[i][0].iov_len = body.len();
-        if let Some(last) = &h.last {
+        if let Some(last) = last {
             iov[i][1].iov_base = last as *const u8 as *mut libc::c_void;
             iov[i][1].iov_len = 1;
         }
         // The socket is connected: no address.
         msgs[i].msg_hdr.msg_iov = iov[i].as_mut_ptr();
-        msgs[i].msg_hdr.msg_iovlen = (1 + usize::from(h.last.is_some())) as _;
+        msgs[i].msg_hdr.msg_iovlen = (1 + usize::from(last.is_some())) as _;
     }
     // SAFETY: `msgs[..count]` are initialised mmsghdrs, each pointing at one
     // or two iovecs in `iov` (a local, mutably borrowed, alive for the call)
