@@ -335,12 +335,13 @@ mod tests {
                 // Loopback has queued what was sent: at most a batch waits.
                 drain(&rx, &mut received);
             }
-            packer.flush(|d| {
-                expected.push(d.bytes.to_vec());
-                total.add(sink.send_packed(&d, d.records)?);
-                Ok(())
-            })
-            .expect("flush");
+            packer
+                .flush(|d| {
+                    expected.push(d.bytes.to_vec());
+                    total.add(sink.send_packed(&d, d.records)?);
+                    Ok(())
+                })
+                .expect("flush");
             total.add(sink.flush().expect("flush"));
             assert_eq!((total.sent, total.lost, total.errors), (1500, 0, 0), "{framing:?} {max}: {total:?}");
             assert_eq!(total.writes, expected.len() as u64);
