@@ -1,5 +1,5 @@
 //! User-space throughput on one core: raw ring-buffer bytes → `record::decode`
-//! → `Encoder::encode` → `Packer::push` → `UdpSink::send` to a loopback
+//! → `Encoder::encode` → `Packer::push` → `UdpSink::send_packed` to a loopback
 //! collector, the work the poll and sender threads do per event, plus each
 //! stage alone so that the report shows where the time goes.
 //!

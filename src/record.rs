@@ -141,8 +141,12 @@ impl DevlinkTrap {
     /// the bus of the dummy devlink instance it reports through. Its
     /// `trap_type` is always drop and its devlink handle names no device.
     pub fn is_vendor_sdk(&self) -> bool {
-        self.bus_name.as_str() == crate::taxonomy::SDK_DEVLINK_BUS
+        is_sdk_bus(&self.bus_name)
     }
+}
+
+fn is_sdk_bus(bus_name: &FixedStr<16>) -> bool {
+    bus_name.as_str() == crate::taxonomy::SDK_DEVLINK_BUS
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,6 +271,7 @@ pub const FLOW_SIZE: usize = 32 + EVENT_SIZE;
 const _: () = assert!(std::mem::size_of::<abi::ts_event>() == EVENT_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_packet>() == 112);
 const _: () = assert!(std::mem::offset_of!(abi::ts_event, trap_name) == SKB_EVENT_SIZE);
+const _: () = assert!(std::mem::offset_of!(abi::ts_event, flags) < SKB_EVENT_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_wjh>() == 64);
 const _: () = assert!(std::mem::size_of::<abi::ts_flow_key>() == FLOW_KEY_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_flow>() == FLOW_SIZE);
@@ -293,21 +298,11 @@ fn trap_type_of(value: u8) -> Result<Kind> {
 
 /// Decode one ring-buffer record. `boot_to_wall_ns` converts CLOCK_BOOTTIME to
 /// Unix time (see `clock`).
+// Inlined, and the Record returned alone (not in a tuple with the raw
+// frame): each move of it on the way out was a 408-byte memcpy.
+#[inline]
 pub fn decode(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
-    decode_with_raw(bytes, boot_to_wall_ns).map(|(rec, _)| rec)
-}
-
-/// Decode one ring-buffer record and the packet's bytes it carries, if the
-/// kernel was asked for them (`--pcap`) and could locate them.
-pub fn decode_with_raw(bytes: &[u8], boot_to_wall_ns: i64) -> Result<(Record, Option<RawFrame>)> {
-    // A kernel drop's record stops before the devlink fields, which stay
-    // zero here; a devlink trap's is whole.
-    let source = bytes.get(1).copied();
-    let size = if bytes.len() < EVENT_SIZE && source != Some(TS_SOURCE_DEVLINK) {
-        SKB_EVENT_SIZE
-    } else {
-        EVENT_SIZE
-    };
+    let size = event_size(bytes);
     let short = || Error::RecordSize { len: bytes.len(), expected: size };
     let part = bytes.get(..size).ok_or_else(short)?;
     // A whole record in the ring is read where it lies (the ring aligns
@@ -338,7 +333,27 @@ pub fn decode_with_raw(bytes: &[u8], boot_to_wall_ns: i64) -> Result<(Record, Op
         last_ns: rec.time_ns,
         kind,
     });
-    let raw = match raw.flags & TS_EV_RAW {
+    Ok(rec)
+}
+
+/// How many bytes of `ts_event` a record has: a kernel drop's record stops
+/// before the devlink fields, which read as zero; a devlink trap's is whole.
+fn event_size(bytes: &[u8]) -> usize {
+    let source = bytes.get(1).copied();
+    if bytes.len() < EVENT_SIZE && source != Some(TS_SOURCE_DEVLINK) {
+        SKB_EVENT_SIZE
+    } else {
+        EVENT_SIZE
+    }
+}
+
+/// Decode one ring-buffer record and the packet's bytes it carries, if the
+/// kernel was asked for them (`--pcap`) and could locate them.
+pub fn decode_with_raw(bytes: &[u8], boot_to_wall_ns: i64) -> Result<(Record, Option<RawFrame>)> {
+    let rec = decode(bytes, boot_to_wall_ns)?;
+    // The flags lie in every record's first part (decode read them there).
+    let flags = bytes.get(std::mem::offset_of!(abi::ts_event, flags)).copied().unwrap_or(0);
+    let raw = match flags & TS_EV_RAW {
         0 => None,
         // Raw bytes follow only a whole event: a short record saying so is malformed.
         _ => raw::decode_raw(bytes.get(EVENT_SIZE..).ok_or(Error::RecordSize { len: bytes.len(), expected: EVENT_SIZE })?)?,
@@ -385,6 +400,7 @@ pub fn decode_flow(bytes: &[u8], boot_to_wall_ns: i64) -> Result<Record> {
     Ok(rec)
 }
 
+#[inline]
 fn decode_event(raw: &abi::ts_event, boot_to_wall_ns: i64) -> Result<Record> {
     if raw.kind != TS_KIND_EVENT {
         return Err(Error::RecordKind(raw.kind));
@@ -394,24 +410,28 @@ fn decode_event(raw: &abi::ts_event, boot_to_wall_ns: i64) -> Result<Record> {
         TS_SOURCE_DEVLINK => {
             let (egress, wjh) = sdk::decode_wjh(&raw.wjh);
             sdk_egress = egress;
-            let mut trap = DevlinkTrap {
-                trap_name: FixedStr::from_c(&raw.trap_name),
+            // Built whole in one expression: a trap finished after it was
+            // built was copied (272 bytes) on its way into the Record.
+            let trap_name = FixedStr::from_c(&raw.trap_name);
+            let bus_name = FixedStr::from_c(&raw.bus_name);
+            let cookie = (raw.cookie_len > 0).then(|| FlowActionCookie {
+                len: raw.cookie_len,
+                captured: raw.cookie_len.min(raw.cookie.len() as u16) as u8,
+                bytes: raw.cookie,
+            });
+            let acl = cookie.and_then(|c| {
+                sdk::decode_acl(is_sdk_bus(&bus_name), trap_name.as_str(), c.captured(), c.len)
+            });
+            Origin::Devlink(DevlinkTrap {
+                trap_name,
                 trap_group: FixedStr::from_c(&raw.trap_group),
                 trap_type: trap_type_of(raw.trap_type)?,
-                bus_name: FixedStr::from_c(&raw.bus_name),
+                bus_name,
                 device_name: FixedStr::from_c(&raw.dev_name),
-                cookie: (raw.cookie_len > 0).then(|| FlowActionCookie {
-                    len: raw.cookie_len,
-                    captured: raw.cookie_len.min(raw.cookie.len() as u16) as u8,
-                    bytes: raw.cookie,
-                }),
-                acl: None,
+                cookie,
+                acl,
                 wjh,
-            };
-            trap.acl = trap.cookie.and_then(|c| {
-                sdk::decode_acl(trap.is_vendor_sdk(), trap.trap_name.as_str(), c.captured(), c.len)
-            });
-            Origin::Devlink(trap)
+            })
         }
         TS_SOURCE_SKB | TS_SOURCE_TEST => Origin::Skb(SkbDrop {
             reason: (raw.drop_reason != TS_DROP_REASON_UNKNOWN).then_some(raw.drop_reason),

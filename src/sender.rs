@@ -73,7 +73,7 @@ impl Output<'_> {
 
     /// A stats record is not an event: it is not counted as sent or lost.
     fn send_stats(&mut self, d: Datagram<'_>) -> io::Result<()> {
-        match self.sink.send(d.bytes, 0) {
+        match self.sink.send_packed(&d, 0) {
             Ok(delivery) => self.account(delivery),
             Err(e) if self.sink.is_fatal(e.kind()) => Err(e),
             Err(e) => {
@@ -88,7 +88,7 @@ impl Output<'_> {
         if d.oversize {
             Stats::add(&self.stats.oversize, 1);
         }
-        match self.sink.send(d.bytes, d.records) {
+        match self.sink.send_packed(&d, d.records) {
             Ok(delivery) => self.account(delivery),
             Err(e) => {
                 Stats::add(&self.stats.send_errors, 1);

@@ -323,7 +323,7 @@ pub fn pipeline<'a>(
     Box::new(move || {
         let batch_done = front.push(ctx, |d| match sink.as_mut() {
             Some((s, sent)) => {
-                let d = s.send(d.bytes, d.records).expect("send to the collector");
+                let d = s.send_packed(&d, d.records).expect("send to the collector");
                 sent.fetch_add(d.writes, Ordering::Relaxed);
             }
             None => {

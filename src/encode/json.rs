@@ -19,6 +19,7 @@ use crate::record::{FlowKind, Network, Origin, Record, Transport};
 pub struct JsonEncoder {
     cache: TrapCache<Fragments>,
     device_ip: Escaped,
+    clock: write::Clock,
 }
 
 /// The parts of a record fixed by its trap or drop reason, escaped, with the
@@ -82,23 +83,29 @@ impl Fragments {
 }
 
 /// `,"key":` then an integer.
+/// These helpers are inlined so that each literal key is copied as a
+/// few fixed-size stores rather than by a call to memcpy.
+#[inline(always)]
 fn int(out: &mut Vec<u8>, key: &[u8], v: impl Into<u64>) {
     out.extend_from_slice(key);
     write::int(out, v);
 }
 
+#[inline(always)]
 fn opt_int<T: Into<u64>>(out: &mut Vec<u8>, key: &[u8], v: Option<T>) {
     if let Some(v) = v {
         int(out, key, v);
     }
 }
 
+#[inline(always)]
 fn boolean(out: &mut Vec<u8>, key: &[u8], v: bool) {
     out.extend_from_slice(key);
     out.extend_from_slice(if v { b"true" } else { b"false" });
 }
 
 /// "53 (domain)", "40000 (unknown)", quoted, as `Named` displays it.
+#[inline(always)]
 fn named(out: &mut Vec<u8>, key: &[u8], n: Named<'_, impl Into<u64> + Copy>) {
     out.extend_from_slice(key);
     out.push(b'"');
@@ -124,7 +131,7 @@ impl JsonEncoder {
         out.extend_from_slice(b"\",\"ingressPort\":\"");
         json_str(out, super::ingress_port(rec));
         out.extend_from_slice(&f.texts);
-        write::seconds(out, rec.time_ns);
+        self.clock.seconds(out, rec.time_ns);
         out.extend_from_slice(&f.message);
         out.extend_from_slice(super::packet_type(rec).as_bytes());
         out.push(b'"');

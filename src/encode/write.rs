@@ -10,15 +10,67 @@ use crate::record::Mac;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// "00" to "99": two digits per look-up, so a number takes half the
+/// dependent divisions a digit at a time would.
+static PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
+/// `v` < 10^8 as exactly eight digits, leading zeros kept. The four pairs
+/// do not depend on each other, unlike a loop dividing by 100.
+fn eight_digits(v: u32) -> [u8; 8] {
+    let (high, low) = ((v / 10_000) as usize, (v % 10_000) as usize);
+    let [a, b] = [PAIRS[high / 100], PAIRS[high % 100]];
+    let [c, d] = [PAIRS[low / 100], PAIRS[low % 100]];
+    [a[0], a[1], b[0], b[1], c[0], c[1], d[0], d[1]]
+}
+
+/// The decimal digits of `v`, right-aligned in `text` (which must be long
+/// enough): eight at a time while more than eight are left.
+fn fill(text: &mut [u8], mut v: u64) {
+    let mut end = text.len();
+    while v >= 100_000_000 {
+        text[end - 8..end].copy_from_slice(&eight_digits((v % 100_000_000) as u32));
+        v /= 100_000_000;
+        end -= 8;
+    }
+    let mut v = v as u32;
+    while v >= 100 {
+        text[end - 2..end].copy_from_slice(&PAIRS[(v % 100) as usize]);
+        v /= 100;
+        end -= 2;
+    }
+    if v >= 10 {
+        text[end - 2..end].copy_from_slice(&PAIRS[v as usize]);
+    } else {
+        text[end - 1] = b'0' + v as u8;
+    }
+}
+
+/// How many decimal digits `v` has (1 for 0).
+fn digit_count(v: u64) -> usize {
+    v.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
+
+/// The longest u64 in decimal.
+const U64_DIGITS: usize = 20;
+
 /// An unsigned integer in decimal. Most values in a record (octets, ports
 /// below 10000, lengths, TTLs) have at most four digits: those are written as
-/// one 4-byte store and a truncation, which costs less than copying a
-/// formatted slice of unknown length (a call to memcpy per number).
+/// one 4-byte store and a truncation. Longer ones are built in a 20-byte
+/// array and appended whole, then cut: a copy of a fixed size is a few
+/// stores, one of a variable size a call to memcpy.
+#[inline]
 pub(super) fn int(out: &mut Vec<u8>, v: impl Into<u64>) {
     let v = v.into();
     if v >= 10_000 {
-        out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-        return;
+        return if v < 100_000_000 { medium_int(out, v as u32) } else { long_int(out, v) };
     }
     let v = v as u32;
     let digits = [v / 1000, v / 100 % 10, v / 10 % 10, v % 10].map(|d| b'0' + d as u8);
@@ -30,17 +82,79 @@ pub(super) fn int(out: &mut Vec<u8>, v: impl Into<u64>) {
     out.truncate(len + n);
 }
 
+/// Five to eight digits (ephemeral ports, interface indexes, lengths): the
+/// eight digits with leading zeros, moved to the front as one word.
+fn medium_int(out: &mut Vec<u8>, v: u32) {
+    let n = 5 + usize::from(v >= 100_000) + usize::from(v >= 1_000_000) + usize::from(v >= 10_000_000);
+    let word = u64::from_be_bytes(eight_digits(v)) << (8 * (8 - n));
+    let len = out.len();
+    out.extend_from_slice(&word.to_be_bytes());
+    out.truncate(len + n);
+}
+
+fn long_int(out: &mut Vec<u8>, v: u64) {
+    let n = digit_count(v);
+    let mut text = [0u8; U64_DIGITS];
+    fill(&mut text[..n], v);
+    let len = out.len();
+    out.extend_from_slice(&text);
+    out.truncate(len + n);
+}
+
+/// The nine digits after the point, with the point: ".010481600".
+fn fraction(ns: u64) -> [u8; 10] {
+    let n = (ns % 1_000_000_000) as u32;
+    let [a, b, c, d, e, f, g, h] = eight_digits(n % 100_000_000);
+    [b'.', b'0' + (n / 100_000_000) as u8, a, b, c, d, e, f, g, h]
+}
+
 /// Seconds since the epoch with nanoseconds: "1611931294.010481600", as
 /// `super::Seconds` displays it.
 pub(super) fn seconds(out: &mut Vec<u8>, ns: u64) {
     int(out, ns / 1_000_000_000);
-    let mut frac = [b'.', b'0', b'0', b'0', b'0', b'0', b'0', b'0', b'0', b'0'];
-    let mut n = (ns % 1_000_000_000) as u32;
-    for d in frac[1..].iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
+    out.extend_from_slice(&fraction(ns));
+}
+
+/// A record's own time, twice per record in line protocol (the `timestamp`
+/// field in seconds and the line's nanosecond timestamp) and once in JSON.
+/// Consecutive records fall in the same second: its digits are kept and
+/// only the nine below it are written anew.
+#[derive(Default)]
+pub(super) struct Clock {
+    /// The second whose digits are `text[..len]`; `len` 0 until the first.
+    second: u64,
+    text: [u8; U64_DIGITS],
+    len: usize,
+}
+
+impl Clock {
+    /// `ns / 10^9` in decimal, appended.
+    fn second(&mut self, out: &mut Vec<u8>, ns: u64) {
+        let second = ns / 1_000_000_000;
+        if self.len == 0 || second != self.second {
+            self.len = digit_count(second);
+            fill(&mut self.text[..self.len], second);
+            self.second = second;
+        }
+        let len = out.len();
+        out.extend_from_slice(&self.text);
+        out.truncate(len + self.len);
     }
-    out.extend_from_slice(&frac);
+
+    /// As `seconds`.
+    pub(super) fn seconds(&mut self, out: &mut Vec<u8>, ns: u64) {
+        self.second(out, ns);
+        out.extend_from_slice(&fraction(ns));
+    }
+
+    /// Nanoseconds as an integer, as `int`.
+    pub(super) fn nanos(&mut self, out: &mut Vec<u8>, ns: u64) {
+        if ns < 1_000_000_000 {
+            return int(out, ns);
+        }
+        self.second(out, ns);
+        out.extend_from_slice(&fraction(ns)[1..]);
+    }
 }
 
 /// Lower-case hex digits of every byte, as `super::Hex`.
@@ -74,21 +188,38 @@ pub(super) fn ether_type(out: &mut Vec<u8>, v: u16) {
     hex_u16(out, v);
 }
 
-/// Dotted quad. Each octet and its dot go out as one 4-byte store (the
-/// digits moved to the front, as in `int`), then the length is cut to fit.
-pub(super) fn ipv4(out: &mut Vec<u8>, a: Ipv4Addr) {
-    let start = out.len();
-    let mut len = start;
-    for o in a.octets() {
-        let digits = [o / 100, o / 10 % 10, o % 10].map(|d| b'0' + d);
-        let n = 1 + usize::from(o >= 10) + usize::from(o >= 100);
-        let word = u32::from_be_bytes([digits[0], digits[1], digits[2], b'.']) << (8 * (3 - n));
-        out.truncate(len);
-        out.extend_from_slice(&word.to_be_bytes());
-        len += n + 1;
+/// Each octet's digits and a dot, left-aligned, and how many bytes of them
+/// count: "7." is `(*b"7.\0\0", 2)`.
+static OCTETS: [([u8; 4], u8); 256] = {
+    let mut t = [([0u8; 4], 0u8); 256];
+    let mut o = 0;
+    while o < 256 {
+        let digits = [b'0' + (o / 100) as u8, b'0' + (o / 10 % 10) as u8, b'0' + (o % 10) as u8];
+        t[o] = match o {
+            0..=9 => ([digits[2], b'.', 0, 0], 2),
+            10..=99 => ([digits[1], digits[2], b'.', 0], 3),
+            _ => ([digits[0], digits[1], digits[2], b'.'], 4),
+        };
+        o += 1;
     }
-    // Without the last octet's dot.
-    out.truncate(len - 1);
+    t
+};
+
+/// Dotted quad: each octet and its dot from a table, laid end to end in
+/// one 16-byte word that is appended whole and cut to length (without the
+/// last dot).
+pub(super) fn ipv4(out: &mut Vec<u8>, a: Ipv4Addr) {
+    let mut text = 0u128;
+    let mut n = 0;
+    for o in a.octets() {
+        let (bytes, len) = OCTETS[usize::from(o)];
+        // Little-endian: byte i of the word is byte i of the text.
+        text |= u128::from(u32::from_le_bytes(bytes)) << (8 * n);
+        n += u32::from(len);
+    }
+    let len = out.len();
+    out.extend_from_slice(&text.to_le_bytes());
+    out.truncate(len + n as usize - 1);
 }
 
 /// As std's Display (RFC 5952): IPv4-mapped addresses as "::ffff:a.b.c.d",
@@ -284,9 +415,16 @@ pub(super) mod tests {
         values.extend((0..2000).map(|i| next() >> (i % 64)));
         // Every value of the four-digit path and its edge.
         values.extend(0..20_000);
+        // Runs within one second and across second boundaries, for the clock's kept digits.
+        let t = 1_611_931_294_010_481_600u64;
+        values.extend((0..3000).map(|i| t + i * 999_983));
+        values.extend((0..50).map(|i| (t / 1_000_000_000 + i) * 1_000_000_000 - 1 + i % 3));
+        let mut clock = Clock::default();
         for v in values {
             assert_eq!(text(|o| int(o, v)), v.to_string());
             assert_eq!(text(|o| seconds(o, v)), Seconds(v).to_string());
+            assert_eq!(text(|o| clock.seconds(o, v)), Seconds(v).to_string());
+            assert_eq!(text(|o| clock.nanos(o, v)), v.to_string());
             let w = v as u16;
             assert_eq!(text(|o| ether_type(o, w)), format!("{w:#x}"));
             assert_eq!(text(|o| tcp_flags(o, v as u8)), TcpFlags(v as u8).to_string());

@@ -31,7 +31,19 @@ pub struct Datagram<'a> {
     pub records: usize,
     /// One record alone that exceeds the size limit.
     pub oversize: bool,
+    /// The packer's buffer, in which `bytes` starts at `offset`.
+    pub buffer: &'a [u8],
+    pub offset: usize,
+    /// The packer keeps this datagram in its buffer, at `offset`, until it
+    /// hands over its next one: all of it but the last byte (a JSON
+    /// datagram's closing bracket becomes the next one's opening bracket).
+    /// A sink may hold it until then, uncopied (`Sink::send_packed`).
+    pub retained: bool,
 }
+
+/// Bytes of sent datagrams the packer keeps before the open one (or twice
+/// `max`, if more), so that a sink can send them from where they lie.
+const RETAINED_BYTES: usize = 64 << 10;
 
 pub struct Packer {
     framing: Framing,
@@ -70,9 +82,10 @@ impl Packer {
     where
         E: FnMut(Datagram<'_>) -> io::Result<()>,
     {
-        if self.begin >= 2 * self.max {
+        if self.begin >= self.retain_below() {
             // Sent datagrams pile up before `begin` until a flush: bounded
             // by moving the open one to the front now and then, not per record.
+            // The datagram that took `begin` here was not retained.
             self.buf.drain(..self.begin);
             self.begin = 0;
         }
@@ -93,8 +106,16 @@ impl Packer {
             if self.framing == Framing::JsonArray {
                 self.buf[at] = b']';
             }
-            let datagram = &self.buf[self.begin..at + closing];
-            emitted = emit(Datagram { bytes: datagram, records: self.records, oversize: false });
+            let buffer = &self.buf[..at + closing];
+            emitted = emit(Datagram {
+                bytes: &buffer[self.begin..],
+                records: self.records,
+                oversize: false,
+                buffer,
+                offset: self.begin,
+                // The next push moves what lies before `at` away.
+                retained: at < self.retain_below(),
+            });
             if self.framing == Framing::JsonArray {
                 self.buf[at] = b'[';
             }
@@ -108,6 +129,12 @@ impl Packer {
             self.flush_as(true, &mut emit)?;
         }
         Ok(())
+    }
+
+    /// Where sent datagrams stop being kept: past it, the next push moves
+    /// the open one to the front of the buffer.
+    fn retain_below(&self) -> usize {
+        RETAINED_BYTES.max(2 * self.max)
     }
 
     /// Send the open datagram, if any.
@@ -128,7 +155,14 @@ impl Packer {
         if self.framing == Framing::JsonArray {
             self.buf.push(b']');
         }
-        let result = emit(Datagram { bytes: &self.buf[self.begin..], records: self.records, oversize });
+        let result = emit(Datagram {
+            bytes: &self.buf[self.begin..],
+            records: self.records,
+            oversize,
+            buffer: &self.buf,
+            offset: self.begin,
+            retained: false,
+        });
         self.buf.clear();
         self.begin = 0;
         self.records = 0;
@@ -183,6 +217,12 @@ pub trait Sink {
     /// datagrams in one system call), counting its records in `queued`
     /// meanwhile and in the delivery `flush` returns.
     fn send(&mut self, datagram: &[u8], records: usize) -> io::Result<Delivery>;
+
+    /// As `send`, for a datagram from the packer, which a sink may hold
+    /// where it lies while the packer retains it (see `Datagram::retained`).
+    fn send_packed(&mut self, datagram: &Datagram<'_>, records: usize) -> io::Result<Delivery> {
+        self.send(datagram.bytes, records)
+    }
 
     /// Called when the sender is idle: a chance to reconnect and flush a backlog.
     fn tick(&mut self) -> Delivery {

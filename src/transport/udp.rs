@@ -3,6 +3,12 @@
 //! `send` holds each datagram; `flush` (the sender calls it when a batch
 //! ends, as it did before batching) sends what is held with sendmmsg. Held
 //! records are `queued` until then, so the ledger stays whole in between.
+//!
+//! `send_packed` (what the sender uses) holds a datagram where the packer
+//! built it instead of copying it: the packer keeps its buffer's earlier
+//! datagrams in place while it says so (`Datagram::retained`), and the held
+//! ones go out, from that buffer, with the first datagram it does not
+//! retain (its flush at the end of every batch).
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::{mmsg, Delivery, Sink};
+use super::mmsg::{self, Held};
+use super::{Datagram, Delivery, Sink};
 
 /// How long one send may wait for room in the socket's send buffer. The
 /// buffer drains as fast as the path to the collector does, which can be
@@ -26,11 +33,11 @@ pub struct UdpSink {
     socket: Socket,
     /// Records in the last datagram sent: the one an ECONNREFUSED is about.
     last_records: usize,
-    /// Datagrams waiting for `flush`, end to end; `ends[i]` is where the
-    /// i-th ends and `records[i]` how many records it carries.
-    held: Vec<u8>,
-    ends: Vec<usize>,
-    records: Vec<usize>,
+    /// Datagrams `send` copied, end to end.
+    copied: Vec<u8>,
+    /// Datagrams waiting: in `copied`, or in the packer's buffer if `in_place`.
+    held: Vec<Held>,
+    in_place: bool,
     held_records: u64,
 }
 
@@ -47,9 +54,9 @@ impl UdpSink {
         Ok(UdpSink {
             socket,
             last_records: 0,
-            held: Vec::with_capacity(64 << 10),
-            ends: Vec::with_capacity(mmsg::MAX_BATCH),
-            records: Vec::with_capacity(mmsg::MAX_BATCH),
+            copied: Vec::with_capacity(64 << 10),
+            held: Vec::with_capacity(mmsg::MAX_BATCH),
+            in_place: false,
             held_records: 0,
         })
     }
@@ -62,16 +69,11 @@ impl UdpSink {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "UDP socket without an IP address"))
     }
 
-    fn datagram(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.held[start..self.ends[i]]
-    }
-
     /// Counts datagram `i` after one attempt to send it, as an unbatched
     /// send counted it: sent; or, on ECONNREFUSED, the records of the
     /// datagram before it refused and this one tried once more; or lost.
-    fn settle(&mut self, i: usize, attempt: io::Result<()>, d: &mut Delivery) {
-        let records = self.records[i];
+    fn settle(&mut self, buffer: &[u8], i: usize, attempt: io::Result<()>, d: &mut Delivery) {
+        let records = self.held[i].records;
         match attempt {
             Ok(()) => self.sent(records, d),
             // The collector's host answered an earlier datagram with ICMP
@@ -84,7 +86,7 @@ impl UdpSink {
                 Self::refused(self.last_records, e.kind(), d);
                 // The refusal is news about records already sent: it is
                 // counted whatever becomes of this datagram.
-                match self.socket.send(self.datagram(i)) {
+                match mmsg::send_one(&self.socket, buffer, &self.held[i]) {
                     Ok(_) => self.sent(records, d),
                     Err(e) => {
                         Self::lost(records, e.kind(), d);
@@ -105,20 +107,73 @@ impl UdpSink {
     /// holding, which the failed attempt cleared — an ICMP error about an
     /// earlier datagram (port, protocol or host refused), counted as the
     /// refusal an unbatched send would have reported.
-    fn settle_stopped(&mut self, i: usize, took: Duration, d: &mut Delivery) {
+    fn settle_stopped(&mut self, buffer: &[u8], i: usize, took: Duration, d: &mut Delivery) {
         // The kernel's timeout counts whole jiffies: it can end a tick early.
         if took + Duration::from_millis(100) >= SEND_TIMEOUT {
-            Self::lost(self.records[i], io::ErrorKind::WouldBlock, d);
+            Self::lost(self.held[i].records, io::ErrorKind::WouldBlock, d);
             return;
         }
         let before = self.last_records;
-        match self.socket.send(self.datagram(i)) {
+        match mmsg::send_one(&self.socket, buffer, &self.held[i]) {
             Ok(_) => {
                 Self::refused(before, io::ErrorKind::ConnectionRefused, d);
-                self.sent(self.records[i], d);
+                self.sent(self.held[i].records, d);
             }
-            Err(e) => self.settle(i, Err(e), d),
+            Err(e) => self.settle(buffer, i, Err(e), d),
         }
+    }
+
+    /// Sends every held datagram from `buffer` and counts each exactly:
+    /// sent, refused (the one before it), or lost.
+    fn send_held(&mut self, buffer: &[u8]) -> Delivery {
+        let mut d = Delivery::default();
+        let mut i = 0;
+        while i < self.held.len() {
+            let batch = (self.held.len() - i).min(mmsg::MAX_BATCH);
+            let began = Instant::now();
+            match mmsg::send(&self.socket, buffer, &self.held[i..i + batch]) {
+                Ok(n) => {
+                    for k in i..i + n {
+                        self.sent(self.held[k].records, &mut d);
+                    }
+                    i += n;
+                    if n < batch {
+                        self.settle_stopped(buffer, i, began.elapsed(), &mut d);
+                        i += 1;
+                    }
+                }
+                // The first datagram of the call failed: the error is its own.
+                Err(e) => {
+                    self.settle(buffer, i, Err(e), &mut d);
+                    i += 1;
+                }
+            }
+        }
+        self.held.clear();
+        self.held_records = 0;
+        self.in_place = false;
+        d
+    }
+
+    fn hold(&mut self, start: usize, bytes: &[u8], records: usize) {
+        self.held.push(Held { start, end: start + bytes.len(), last: bytes.last().copied(), records });
+        self.held_records += records as u64;
+    }
+
+    /// Held datagrams in a packer's buffer that is not at hand: the packer
+    /// always hands it over again (a datagram it does not retain) before
+    /// anything else reaches the sink, so this does not happen; if it did,
+    /// they would be counted lost, never sent from stale offsets.
+    fn drop_in_place(&mut self) -> Delivery {
+        let mut d = Delivery::default();
+        if self.in_place && !self.held.is_empty() {
+            let records = self.held.iter().map(|h| h.records).sum();
+            Self::lost(records, io::ErrorKind::InvalidInput, &mut d);
+            self.held.clear();
+            self.held_records = 0;
+        }
+        self.in_place = false;
+        d
     }
 
     fn sent(&mut self, records: usize, d: &mut Delivery) {
@@ -144,50 +199,44 @@ impl Sink for UdpSink {
     /// Holds the datagram for `flush`; sends what is held first if the
     /// batch is full. Never an error: a failure is counted in the delivery.
     fn send(&mut self, datagram: &[u8], records: usize) -> io::Result<Delivery> {
-        let mut delivery = Delivery::default();
-        if self.ends.len() == mmsg::MAX_BATCH
-            || (!self.ends.is_empty() && self.held.len() + datagram.len() > MAX_HELD_BYTES)
+        let mut delivery = self.drop_in_place();
+        if self.held.len() == mmsg::MAX_BATCH
+            || (!self.held.is_empty() && self.copied.len() + datagram.len() > MAX_HELD_BYTES)
         {
+            delivery.add(self.flush()?);
+        }
+        let start = self.copied.len();
+        self.copied.extend_from_slice(datagram);
+        self.hold(start, datagram, records);
+        Ok(delivery)
+    }
+
+    /// Holds the datagram where the packer built it, uncopied; sends what
+    /// is held when the packer will not keep its buffer as it is (or the
+    /// batch is full). Never an error: a failure is counted in the delivery.
+    fn send_packed(&mut self, d: &Datagram<'_>, records: usize) -> io::Result<Delivery> {
+        let mut delivery = Delivery::default();
+        if !self.in_place && !self.held.is_empty() {
             delivery = self.flush()?;
         }
-        self.held.extend_from_slice(datagram);
-        self.ends.push(self.held.len());
-        self.records.push(records);
-        self.held_records += records as u64;
+        self.in_place = true;
+        self.hold(d.offset, d.bytes, records);
+        if !d.retained || self.held.len() == mmsg::MAX_BATCH {
+            delivery.add(self.send_held(d.buffer));
+        }
         Ok(delivery)
     }
 
     /// Sends every held datagram and counts each exactly: sent, refused
     /// (the one before it), or lost.
     fn flush(&mut self) -> io::Result<Delivery> {
-        let mut d = Delivery::default();
-        let mut i = 0;
-        while i < self.ends.len() {
-            let start = if i == 0 { 0 } else { self.ends[i - 1] };
-            let batch = (self.ends.len() - i).min(mmsg::MAX_BATCH);
-            let began = Instant::now();
-            match mmsg::send(&self.socket, &self.held, start, &self.ends[i..i + batch]) {
-                Ok(n) => {
-                    for k in i..i + n {
-                        self.sent(self.records[k], &mut d);
-                    }
-                    i += n;
-                    if n < batch {
-                        self.settle_stopped(i, began.elapsed(), &mut d);
-                        i += 1;
-                    }
-                }
-                // The first datagram of the call failed: the error is its own.
-                Err(e) => {
-                    self.settle(i, Err(e), &mut d);
-                    i += 1;
-                }
-            }
+        if self.in_place {
+            return Ok(self.drop_in_place());
         }
-        self.held.clear();
-        self.ends.clear();
-        self.records.clear();
-        self.held_records = 0;
+        let copied = std::mem::take(&mut self.copied);
+        let d = self.send_held(&copied);
+        self.copied = copied;
+        self.copied.clear();
         Ok(d)
     }
 
@@ -250,6 +299,70 @@ mod tests {
             let n = rx.recv(&mut buf).expect("every datagram arrives");
             assert_eq!(&buf[..n], &want[..]);
         }
+    }
+
+    /// The packer's datagrams, held where it built them: each arrives whole
+    /// and in order, with the bytes the packer showed when it handed it over
+    /// (a JSON datagram's closing bracket too, which the packer overwrites
+    /// after), across full batches, the packer's moves of its buffer and
+    /// oversize records, and every record is counted once.
+    #[test]
+    fn packed_datagrams_held_in_place_arrive_as_the_packer_made_them() {
+        use crate::transport::{Framing, Packer};
+        for (framing, max, batch) in
+            [(Framing::JsonArray, 300, 20), (Framing::Lines, 300, 200), (Framing::JsonArray, 1400, 1000)]
+        {
+            let rx = collector();
+            let mut received = Vec::new();
+            let mut sink = UdpSink::connect(rx.local_addr().unwrap()).expect("socket");
+            let mut packer = Packer::new(framing, max);
+            let (mut expected, mut total) = (Vec::new(), Delivery::default());
+            let mut queued_max = 0;
+            for i in 0..1500usize {
+                // 1 to 399 bytes: some records alone over 300, most several a datagram.
+                let record = vec![b'a' + (i % 26) as u8; 1 + (i * 37) % 399];
+                let mut emit = |d: Datagram<'_>| {
+                    expected.push(d.bytes.to_vec());
+                    total.add(sink.send_packed(&d, d.records)?);
+                    Ok(())
+                };
+                packer.push(&record, &mut emit).expect("push");
+                if i % batch == batch - 1 {
+                    packer.flush(&mut emit).expect("flush");
+                    total.add(sink.flush().expect("flush"));
+                }
+                queued_max = queued_max.max(sink.queued());
+                // Loopback has queued what was sent: at most a batch waits.
+                drain(&rx, &mut received);
+            }
+            packer
+                .flush(|d| {
+                    expected.push(d.bytes.to_vec());
+                    total.add(sink.send_packed(&d, d.records)?);
+                    Ok(())
+                })
+                .expect("flush");
+            total.add(sink.flush().expect("flush"));
+            assert_eq!((total.sent, total.lost, total.errors), (1500, 0, 0), "{framing:?} {max}: {total:?}");
+            assert_eq!(total.writes, expected.len() as u64);
+            assert!(queued_max > 0, "datagrams were held between pushes");
+            assert_eq!(sink.queued(), 0);
+            drain(&rx, &mut received);
+            assert_eq!(received.len(), expected.len(), "{framing:?} {max}: every datagram arrives");
+            for (i, (got, want)) in received.iter().zip(&expected).enumerate() {
+                assert_eq!(got, want, "{framing:?} {max}: datagram {i}");
+            }
+        }
+    }
+
+    /// Every datagram waiting at the collector.
+    fn drain(rx: &UdpSocket, into: &mut Vec<Vec<u8>>) {
+        rx.set_nonblocking(true).expect("nonblocking");
+        let mut buf = vec![0u8; 2048];
+        while let Ok(n) = rx.recv(&mut buf) {
+            into.push(buf[..n].to_vec());
+        }
+        rx.set_nonblocking(false).expect("blocking");
     }
 
     /// To a closed port on loopback the kernel's ICMP answer is back before
