@@ -310,7 +310,10 @@ struct ts_locus {
 	__u8 vlan_accel;  /* the outer tag (vlan_tpid/tci[0]) came from skb metadata */
 };
 
-/* Fill p and loc (both zeroed by the caller) from skb; link_frame: see has_ethernet. */
+/*
+ * Fill p (zeroed by the caller) from skb, and loc unless it is NULL (no
+ * --pcap: the verifier then drops the stores); link_frame: see has_ethernet.
+ */
 static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p, struct ts_locus *loc,
 				    bool link_frame)
 {
@@ -321,6 +324,8 @@ static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p, st
 	__u8 link;
 	const __u8 *b;
 
+	if (loc)
+		__builtin_memset(loc, 0, sizeof(*loc));
 	if (has_ethernet(skb, mac, net, link_frame)) {
 		start = mac;
 		link = TS_RAW_LINK_ETHER;
@@ -342,10 +347,12 @@ static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p, st
 	tail = skb->tail;
 	if (!head || tail <= start)
 		return;
-	loc->start = start;
-	loc->tail = tail;
-	loc->link = link;
-	loc->vlan_accel = ntags;
+	if (loc) {
+		loc->start = start;
+		loc->tail = tail;
+		loc->link = link;
+		loc->vlan_accel = ntags;
+	}
 	/*
 	 * skb->len counts from skb->data, which at a drop point may sit past the
 	 * headers already parsed; report the length from where dissection starts.

@@ -769,7 +769,7 @@ static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
 /* Filters, then the dissection every path needs, then emit or count. */
 static __always_inline void handle_report(struct report *r)
 {
-	struct ts_locus loc = {};
+	struct ts_locus loc;
 	__u32 zero = 0;
 	struct ts_flow *scratch;
 	struct ts_packet *pkt;
@@ -783,7 +783,8 @@ static __always_inline void handle_report(struct report *r)
 		return;
 	pkt = &scratch->exemplar.pkt;
 	__builtin_memset(pkt, 0, sizeof(*pkt));
-	dissect(r->skb, pkt, &loc, r->source == TS_SOURCE_DEVLINK);
+	/* raw_snap_len is set before load: without --pcap nothing is located for it. */
+	dissect(r->skb, pkt, raw_snap_len ? &loc : 0, r->source == TS_SOURCE_DEVLINK);
 	if (aggregate)
 		count_flow(r, scratch);
 	else
