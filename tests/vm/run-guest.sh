@@ -359,27 +359,25 @@ QEMU=(qemu-system-aarch64
 	# cortex-a72: ARMv8.0 like the switches' cores; -cpu max would add
 	# pointer authentication, which TCG emulates slowly.
 	-M virt -cpu cortex-a72 -accel tcg -m "$MEM" -smp "$SMP"
-	-nographic -no-reboot -nic none
-	-kernel "$KERNEL" -initrd "$WORK/initrd.cpio"
-	-append "console=ttyAMA0 panic=-1 oops=panic ${TRAPSTREAM_VM_APPEND:-}"
-	-fsdev "local,id=results,path=$OUTDIR,security_model=none"
-	-device virtio-9p-pci,fsdev=results,mount_tag=results
-	-device virtio-rng-pci
 )
+SERIAL=ttyAMA0
 else
 QEMU=(qemu-system-x86_64
 	-accel tcg -m "$MEM"
 	# One CPU per socket: with the default topology (cores) SeaBIOS's MP table,
 	# which is all a kernel without ACPI sees, lists only the first CPU.
 	-smp "$SMP,sockets=$SMP,cores=1,threads=1"
+)
+SERIAL=ttyS0
+fi
+QEMU+=(
 	-nographic -no-reboot -nic none
 	-kernel "$KERNEL" -initrd "$WORK/initrd.cpio"
-	-append "console=ttyS0 panic=-1 oops=panic ${TRAPSTREAM_VM_APPEND:-}"
+	-append "console=$SERIAL panic=-1 oops=panic ${TRAPSTREAM_VM_APPEND:-}"
 	-fsdev "local,id=results,path=$OUTDIR,security_model=none"
 	-device virtio-9p-pci,fsdev=results,mount_tag=results
 	-device virtio-rng-pci
 )
-fi
 log "booting $(basename "$KERNEL") ($KERNEL), smp=$SMP mem=${MEM}M timeout=${TIMEOUT}s"
 t0=$(date +%s.%N)
 set +e
