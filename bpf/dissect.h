@@ -97,29 +97,31 @@ static __always_inline bool skb_accel_vlan(struct sk_buff *skb, __u16 *tpid, __u
 static __always_inline void dissect_l4(const __u8 *b, __u32 off, __u32 cap, __u8 proto,
 				       struct ts_packet *p)
 {
+	const __u8 *h = b + off;
+
 	switch (proto) {
 	case IPPROTO_TCP:
 		if (!HAVE(off, 20))
 			return;
-		p->sport = rd16(b, off);
-		p->dport = rd16(b, off + 2);
-		p->tcp_flags = b[off + 13];
+		p->sport = rd16(h, 0);
+		p->dport = rd16(h, 2);
+		p->tcp_flags = h[13];
 		p->layers |= TS_L_TCP;
 		return;
 	case IPPROTO_UDP:
 		if (!HAVE(off, 8))
 			return;
-		p->sport = rd16(b, off);
-		p->dport = rd16(b, off + 2);
-		p->udp_len = rd16(b, off + 4);
+		p->sport = rd16(h, 0);
+		p->dport = rd16(h, 2);
+		p->udp_len = rd16(h, 4);
 		p->layers |= TS_L_UDP;
 		return;
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6:
 		if (!HAVE(off, 8))
 			return;
-		p->icmp_type = b[off];
-		p->icmp_code = b[off + 1];
+		p->icmp_type = h[0];
+		p->icmp_code = h[1];
 		p->layers |= proto == IPPROTO_ICMP ? TS_L_ICMP : TS_L_ICMP6;
 		return;
 	}
@@ -127,26 +129,27 @@ static __always_inline void dissect_l4(const __u8 *b, __u32 off, __u32 cap, __u8
 
 static __always_inline void dissect_ipv4(const __u8 *b, __u32 off, __u32 cap, struct ts_packet *p)
 {
+	const __u8 *h = b + off;
 	__u32 ihl;
 	__u16 frag;
 
 	if (!HAVE(off, 20))
 		return;
-	if ((b[off] >> 4) != 4)
+	if ((h[0] >> 4) != 4)
 		return;
-	ihl = (b[off] & 0x0f) * 4;
+	ihl = (h[0] & 0x0f) * 4;
 	if (ihl < 20) /* malformed: no IPv4 layer rather than a guess */
 		return;
-	p->tos = b[off + 1];
-	p->ip_len = rd16(b, off + 2);
-	p->ip_id = rd16(b, off + 4);
-	frag = rd16(b, off + 6);
+	p->tos = h[1];
+	p->ip_len = rd16(h, 2);
+	p->ip_id = rd16(h, 4);
+	frag = rd16(h, 6);
 	p->frag_flags = (frag >> 13) & 0x3; /* DF and MF; the reserved bit is dropped */
 	p->frag_off = frag & 0x1fff;
-	p->ttl = b[off + 8];
-	p->ip_proto = b[off + 9];
-	__builtin_memcpy(p->ip_src, &b[off + 12], 4);
-	__builtin_memcpy(p->ip_dst, &b[off + 16], 4);
+	p->ttl = h[8];
+	p->ip_proto = h[9];
+	__builtin_memcpy(p->ip_src, h + 12, 4);
+	__builtin_memcpy(p->ip_dst, h + 16, 4);
 	p->layers |= TS_L_IPV4;
 	if (p->frag_off || (p->frag_flags & TS_FRAG_MF))
 		p->layers |= TS_L_FRAG;
@@ -157,20 +160,21 @@ static __always_inline void dissect_ipv4(const __u8 *b, __u32 off, __u32 cap, st
 
 static __always_inline void dissect_ipv6(const __u8 *b, __u32 off, __u32 cap, struct ts_packet *p)
 {
+	const __u8 *h = b + off;
 	__u8 nexthdr;
 	__u32 i;
 
 	if (!HAVE(off, 40))
 		return;
-	if ((b[off] >> 4) != 6)
+	if ((h[0] >> 4) != 6)
 		return;
-	p->tos = ((b[off] & 0x0f) << 4) | (b[off + 1] >> 4);
-	p->flow_label = ((__u32)(b[off + 1] & 0x0f) << 16) | ((__u32)b[off + 2] << 8) | b[off + 3];
-	p->ip_len = rd16(b, off + 4);
-	nexthdr = b[off + 6];
-	p->ttl = b[off + 7];
-	__builtin_memcpy(p->ip_src, &b[off + 8], 16);
-	__builtin_memcpy(p->ip_dst, &b[off + 24], 16);
+	p->tos = ((h[0] & 0x0f) << 4) | (h[1] >> 4);
+	p->flow_label = ((__u32)(h[1] & 0x0f) << 16) | ((__u32)h[2] << 8) | h[3];
+	p->ip_len = rd16(h, 4);
+	nexthdr = h[6];
+	p->ttl = h[7];
+	__builtin_memcpy(p->ip_src, h + 8, 16);
+	__builtin_memcpy(p->ip_dst, h + 24, 16);
 	p->layers |= TS_L_IPV6;
 	off += 40;
 
@@ -244,16 +248,18 @@ incomplete:
 
 static __always_inline void dissect_arp(const __u8 *b, __u32 off, __u32 cap, struct ts_packet *p)
 {
+	const __u8 *h = b + off;
+
 	/* Only Ethernet/IPv4 ARP has the fixed 28-byte layout the fields describe. */
 	if (!HAVE(off, 28))
 		return;
-	if (rd16(b, off) != 1 || rd16(b, off + 2) != ETH_P_IP || b[off + 4] != 6 || b[off + 5] != 4)
+	if (rd16(h, 0) != 1 || rd16(h, 2) != ETH_P_IP || h[4] != 6 || h[5] != 4)
 		return;
-	p->arp_op = rd16(b, off + 6);
-	__builtin_memcpy(p->arp_sha, &b[off + 8], 6);
-	__builtin_memcpy(p->arp_spa, &b[off + 14], 4);
-	__builtin_memcpy(p->arp_tha, &b[off + 18], 6);
-	__builtin_memcpy(p->arp_tpa, &b[off + 24], 4);
+	p->arp_op = rd16(h, 6);
+	__builtin_memcpy(p->arp_sha, h + 8, 6);
+	__builtin_memcpy(p->arp_spa, h + 14, 4);
+	__builtin_memcpy(p->arp_tha, h + 18, 6);
+	__builtin_memcpy(p->arp_tpa, h + 24, 4);
 	p->layers |= TS_L_ARP;
 }
 
@@ -390,9 +396,9 @@ static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p, st
 			if (!HAVE(off, 4))
 				break;
 			p->vlan_tpid[ntags & 1] = proto;
-			p->vlan_tci[ntags & 1] = rd16(b, off);
+			p->vlan_tci[ntags & 1] = rd16(b + off, 0);
 			p->layers |= ntags ? TS_L_VLAN2 : TS_L_VLAN1;
-			proto = rd16(b, off + 2);
+			proto = rd16(b + off, 2);
 			off += 4;
 			ntags++;
 		}
