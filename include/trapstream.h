@@ -269,6 +269,13 @@ struct ts_flow {
 	struct ts_event exemplar; /* the first packet, fully decoded */
 };
 
+/* A flow's packets counted on one CPU after its first (map counts0/1, per CPU). */
+struct ts_flow_count {
+	__u64 packets;
+	__u64 bytes;
+	__u64 last_ns;
+};
+
 struct ts_filter_key {
 	__u32 kind;           /* TS_FILTER_* */
 	char name[TS_TRAP_NAME_LEN];

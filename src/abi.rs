@@ -7,7 +7,9 @@ pub(crate) mod skel {
     include!(concat!(env!("OUT_DIR"), "/trapstream.skel.rs"));
 }
 
-pub use skel::types::{ts_event, ts_filter_key, ts_flow, ts_flow_key, ts_packet, ts_raw, ts_wjh};
+pub use skel::types::{
+    ts_event, ts_filter_key, ts_flow, ts_flow_count, ts_flow_key, ts_packet, ts_raw, ts_wjh,
+};
 
 // SAFETY: these are repr(C) structs of integers and integer arrays with no
 // padding (their sizes are asserted equal to the C layout in `record`), so

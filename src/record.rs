@@ -268,6 +268,8 @@ pub const SKB_EVENT_SIZE: usize = 160;
 /// Sizes of `struct ts_flow_key` and `struct ts_flow`.
 pub const FLOW_KEY_SIZE: usize = 80;
 pub const FLOW_SIZE: usize = 32 + EVENT_SIZE;
+/// Size of `struct ts_flow_count`, one CPU's slot of a flow's counts.
+pub const FLOW_COUNT_SIZE: usize = 24;
 const _: () = assert!(std::mem::size_of::<abi::ts_event>() == EVENT_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_packet>() == 112);
 const _: () = assert!(std::mem::offset_of!(abi::ts_event, trap_name) == SKB_EVENT_SIZE);
@@ -275,6 +277,7 @@ const _: () = assert!(std::mem::offset_of!(abi::ts_event, flags) < SKB_EVENT_SIZ
 const _: () = assert!(std::mem::size_of::<abi::ts_wjh>() == 64);
 const _: () = assert!(std::mem::size_of::<abi::ts_flow_key>() == FLOW_KEY_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_flow>() == FLOW_SIZE);
+const _: () = assert!(std::mem::size_of::<abi::ts_flow_count>() == FLOW_COUNT_SIZE);
 
 /// The ABI's value for a trap type (TS_TRAP_TYPE_*): what `sdk_trap_types`
 /// holds and what bit `1 << value` of the kernel's trap-type mask stands for.

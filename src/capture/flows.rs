@@ -1,13 +1,26 @@
 //! The double-buffered flow tables (-u) and their drain.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+use std::os::fd::{AsFd, AsRawFd};
 
 use libbpf_rs::{MapCore, MapFlags};
 
 use crate::abi::skel;
 use crate::error::{Error, Result};
-use crate::record::{FLOW_KEY_SIZE, FLOW_SIZE};
+use crate::record::{FLOW_COUNT_SIZE, FLOW_KEY_SIZE, FLOW_SIZE};
+
+type FlowKey = [u8; FLOW_KEY_SIZE];
+
+/// A flow's per-CPU counts (`struct ts_flow_count`), summed over the CPUs.
+#[derive(Clone, Copy, Default)]
+struct Counted {
+    packets: u64,
+    bytes: u64,
+    last_ns: u64,
+}
 
 /// The kernel's two flow tables and the state it shares with user space
 /// through the mmap'ed .bss (`active_table`, `table_entries`, `flush_requested`).
@@ -15,12 +28,19 @@ use crate::record::{FLOW_KEY_SIZE, FLOW_SIZE};
 /// Programs count into the active table only. Draining flips `active_table`,
 /// waits until no program can still be writing the old table, and only then
 /// reads and empties it: no increment can land between a read and a delete.
+///
+/// Each flow table has a per-CPU twin (`counts0/1`) that counts a flow's
+/// packets after its first; a drain empties the twin first and adds its
+/// sums into the flow's entry, so `on_flow` sees every packet of the flow.
 pub struct FlowTables<'obj> {
     tables: [libbpf_rs::MapHandle; 2],
+    counts: [libbpf_rs::MapHandle; 2],
     shared: SharedWords<'obj>,
     active: usize,
     keys: Vec<u8>,
     values: Vec<u8>,
+    counted: HashMap<FlowKey, Counted>,
+    cpus: usize,
     batch_supported: bool,
 }
 
@@ -45,6 +65,7 @@ impl<'obj> FlowTables<'obj> {
     pub(super) fn new(
         bss: &'obj mut skel::types::bss,
         flows: [&libbpf_rs::MapMut<'_>; 2],
+        counts: [&libbpf_rs::MapMut<'_>; 2],
     ) -> Result<FlowTables<'obj>> {
         let bss: *mut skel::types::bss = bss;
         // SAFETY: bss points to the .bss mmap, valid for 'obj (the lifetime
@@ -64,12 +85,16 @@ impl<'obj> FlowTables<'obj> {
         let handle = |map: &libbpf_rs::MapMut<'_>| {
             libbpf_rs::MapHandle::try_from(map).map_err(Error::bpf("opening a flow table"))
         };
+        let cpus = libbpf_rs::num_possible_cpus().map_err(Error::bpf("counting the possible CPUs"))?;
         Ok(FlowTables {
             tables: [handle(flows[0])?, handle(flows[1])?],
+            counts: [handle(counts[0])?, handle(counts[1])?],
             shared,
             active: 0,
             keys: Vec::new(),
             values: Vec::new(),
+            counted: HashMap::new(),
+            cpus,
             batch_supported: true,
         })
     }
@@ -105,26 +130,54 @@ impl FlowTables<'_> {
     }
 
     fn drain_table(&mut self, idx: usize, on_flow: &mut dyn FnMut(&[u8])) -> Result<usize> {
-        let drained = if self.batch_supported {
-            match self.drain_batched(idx, on_flow)? {
-                Some(n) => n,
-                None => {
-                    self.batch_supported = false;
-                    self.drain_one_by_one(idx, on_flow)?
-                }
+        self.counted.clear();
+        let mut counted = std::mem::take(&mut self.counted);
+        let mut add = |key: &[u8], per_cpu: &[u8]| add_counts(&mut counted, key, per_cpu);
+        let fd = self.counts[idx].as_fd().as_raw_fd();
+        let slots = self.cpus * FLOW_COUNT_SIZE;
+        if !self.batch_supported || self.drain_batched(fd, slots, &mut add)?.is_none() {
+            self.batch_supported = false;
+            drain_one_by_one(&self.counts[idx], true, &mut add)?;
+        }
+        let mut flow = Vec::with_capacity(FLOW_SIZE);
+        let mut merge = |key: &[u8], value: &[u8]| {
+            flow.clear();
+            flow.extend_from_slice(value);
+            if let Some(c) = key.try_into().ok().and_then(|k: FlowKey| counted.remove(&k)) {
+                add_into_flow(&mut flow, c);
             }
-        } else {
-            self.drain_one_by_one(idx, on_flow)?
+            on_flow(&flow);
+        };
+        let fd = self.tables[idx].as_fd().as_raw_fd();
+        let drained = match self.batch_supported {
+            true => self.drain_batched(fd, FLOW_SIZE, &mut merge)?,
+            false => None,
+        };
+        let drained = match drained {
+            Some(n) => n,
+            None => {
+                self.batch_supported = false;
+                drain_one_by_one(&self.tables[idx], false, &mut merge)?
+            }
         };
         self.shared.word(self.shared.table_entries[idx]).store(0, Ordering::Relaxed);
+        // A key's slots are made only after its entry (count_flow), and both
+        // tables were frozen by the flip: slots without an entry cannot be.
+        debug_assert!(counted.is_empty(), "per-CPU counts of {} keys without a flow entry", counted.len());
+        self.counted = counted;
         Ok(drained)
     }
 
     /// BPF_MAP_LOOKUP_AND_DELETE_BATCH (5.6+). None when the kernel refuses it
     /// before anything was drained.
-    fn drain_batched(&mut self, idx: usize, on_flow: &mut dyn FnMut(&[u8])) -> Result<Option<usize>> {
-        use std::os::fd::{AsFd, AsRawFd};
-        let fd = self.tables[idx].as_fd().as_raw_fd();
+    /// `value_size`: the map's value as the batch returns it (per-CPU maps:
+    /// every possible CPU's slot, 8-byte aligned).
+    fn drain_batched(
+        &mut self,
+        fd: std::os::fd::RawFd,
+        value_size: usize,
+        on_entry: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<Option<usize>> {
         let mut batch = 64usize;
         let mut token_in = 0u64;
         let mut token_out = 0u64;
@@ -136,7 +189,7 @@ impl FlowTables<'_> {
         };
         loop {
             self.keys.resize(batch * FLOW_KEY_SIZE, 0);
-            self.values.resize(batch * FLOW_SIZE, 0);
+            self.values.resize(batch * value_size, 0);
             let mut count = batch as u32;
             let in_ptr = if first { std::ptr::null_mut() } else { (&mut token_in as *mut u64).cast() };
             // SAFETY: the key and value buffers hold `count` entries of the
@@ -169,8 +222,9 @@ impl FlowTables<'_> {
                 });
             }
             let count = (count as usize).min(batch);
-            for value in self.values[..count * FLOW_SIZE].chunks_exact(FLOW_SIZE) {
-                on_flow(value);
+            let keys = self.keys[..count * FLOW_KEY_SIZE].chunks_exact(FLOW_KEY_SIZE);
+            for (key, value) in keys.zip(self.values[..count * value_size].chunks_exact(value_size)) {
+                on_entry(key, value);
             }
             drained += count;
             if err == libc::ENOENT {
@@ -180,22 +234,58 @@ impl FlowTables<'_> {
             first = false;
         }
     }
+}
 
-    /// Fallback for kernels without batch operations: no program writes this
-    /// table any more, so reading every key and then deleting it is exact.
-    fn drain_one_by_one(&mut self, idx: usize, on_flow: &mut dyn FnMut(&[u8])) -> Result<usize> {
-        let table = &self.tables[idx];
-        let keys: Vec<Vec<u8>> = table.keys().collect();
-        for key in &keys {
-            if let Some(value) =
-                table.lookup(key, MapFlags::ANY).map_err(Error::bpf("reading a flow table"))?
+/// Fallback for kernels without batch operations: no program writes this
+/// table any more, so reading every key and then deleting it is exact.
+/// `per_cpu`: the value is every possible CPU's slot, one after another.
+fn drain_one_by_one(
+    table: &libbpf_rs::MapHandle,
+    per_cpu: bool,
+    on_entry: &mut dyn FnMut(&[u8], &[u8]),
+) -> Result<usize> {
+    let keys: Vec<Vec<u8>> = table.keys().collect();
+    for key in &keys {
+        if per_cpu {
+            if let Some(slots) =
+                table.lookup_percpu(key, MapFlags::ANY).map_err(Error::bpf("reading a flow table"))?
             {
-                on_flow(&value);
+                on_entry(key, &slots.concat());
             }
-            table.delete(key).map_err(Error::bpf("emptying a flow table"))?;
+        } else if let Some(value) =
+            table.lookup(key, MapFlags::ANY).map_err(Error::bpf("reading a flow table"))?
+        {
+            on_entry(key, &value);
         }
-        Ok(keys.len())
+        table.delete(key).map_err(Error::bpf("emptying a flow table"))?;
     }
+    Ok(keys.len())
+}
+
+/// Adds one key's per-CPU slots (`struct ts_flow_count` each) into `counted`.
+fn add_counts(counted: &mut HashMap<FlowKey, Counted>, key: &[u8], per_cpu: &[u8]) {
+    let Ok(key) = FlowKey::try_from(key) else { return };
+    let sum = counted.entry(key).or_default();
+    for slot in per_cpu.chunks_exact(FLOW_COUNT_SIZE) {
+        let word = |i: usize| u64::from_ne_bytes(slot[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        sum.packets += word(0);
+        sum.bytes += word(1);
+        sum.last_ns = sum.last_ns.max(word(2));
+    }
+}
+
+/// Adds a flow's per-CPU sums into its entry (`struct ts_flow`: packets,
+/// bytes, first_ns, last_ns lead it).
+fn add_into_flow(value: &mut [u8], c: Counted) {
+    let mut update = |i: usize, f: &dyn Fn(u64) -> u64| {
+        if let Some(word) = value.get_mut(i * 8..i * 8 + 8) {
+            let old = u64::from_ne_bytes(word.try_into().unwrap_or_default());
+            word.copy_from_slice(&f(old).to_ne_bytes());
+        }
+    };
+    update(0, &|p| p + c.packets);
+    update(1, &|b| b + c.bytes);
+    update(3, &|l| l.max(c.last_ns));
 }
 
 /// Returns once every BPF program run that started before the call has

@@ -145,7 +145,9 @@ impl<'obj> Capture<'obj> {
         }
         open.maps.events.set_max_entries(cfg.ring_size).map_err(Error::bpf("sizing the ring buffer"))?;
         // Tables are preallocated: without aggregation keep them one entry small.
-        for table in [&mut open.maps.flows0, &mut open.maps.flows1] {
+        for table in
+            [&mut open.maps.flows0, &mut open.maps.flows1, &mut open.maps.counts0, &mut open.maps.counts1]
+        {
             table
                 .set_max_entries(cfg.flow_capacity.unwrap_or(1))
                 .map_err(Error::bpf("sizing the flow tables"))?;
@@ -201,7 +203,8 @@ impl<'obj> Capture<'obj> {
             .bss_data
             .take()
             .ok_or_else(|| Error::Usage("the flow tables were already handed out".into()))?;
-        FlowTables::new(shared, [&self.skel.maps.flows0, &self.skel.maps.flows1])
+        let maps = &self.skel.maps;
+        FlowTables::new(shared, [&maps.flows0, &maps.flows1], [&maps.counts0, &maps.counts1])
     }
 
     pub fn attach(&mut self, cfg: &CaptureConfig, support: KernelSupport) -> Result<()> {
