@@ -697,8 +697,9 @@ static __always_inline bool send_exemplar(struct report *r, struct ts_event *e, 
 
 /*
  * Count the packet into the active flow table. The fast path, a key already
- * there, costs the dissection, one hash lookup and two atomic adds: the names
- * and strings of the exemplar are read only when a key is new.
+ * there, costs the dissection, one per-CPU hash lookup and plain adds to this
+ * CPU's slot: the names and strings of the exemplar are read only when a key
+ * is new.
  */
 static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
 {
