@@ -157,14 +157,8 @@ fn flow_floor(table: i32) -> Vec<Insn> {
     ]);
     p.extend(load_map(1, table));
     p.extend([mov_reg(2, 10), add_imm(2, key as i32), call(MAP_LOOKUP_ELEM)]);
-    let body = [
-        load64(1, 0, 0),
-        add_imm(1, 1),
-        store64(0, 0, 1),
-        load64(1, 0, 8),
-        add_imm(1, 60),
-        store64(0, 8, 1),
-    ];
+    let body =
+        [load64(1, 0, 0), add_imm(1, 1), store64(0, 0, 1), load64(1, 0, 8), add_imm(1, 60), store64(0, 8, 1)];
     p.push(jeq_imm(0, 0, body.len() as i16));
     p.extend(body);
     p.extend([mov_imm(0, 0), exit()]);
