@@ -163,7 +163,15 @@ impl FlowTables<'_> {
         self.shared.word(self.shared.table_entries[idx]).store(0, Ordering::Relaxed);
         // A key's slots are made only after its entry (count_flow), and both
         // tables were frozen by the flip: slots without an entry cannot be.
-        debug_assert!(counted.is_empty(), "per-CPU counts of {} keys without a flow entry", counted.len());
+        // Should a kernel prove that wrong, say so rather than drop them unseen.
+        if !counted.is_empty() {
+            let packets: u64 = counted.values().map(|c| c.packets).sum();
+            tracing::error!(
+                "{packets} counted packets of {} flows had no flow entry to report them by",
+                counted.len()
+            );
+            debug_assert!(false, "per-CPU counts without a flow entry");
+        }
         self.counted = counted;
         Ok(drained)
     }
