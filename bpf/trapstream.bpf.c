@@ -3,6 +3,10 @@
  * trapstream's kernel side: one event per devlink trap report or skb drop,
  * dissected here and either handed to user space through a ring buffer or,
  * with aggregation on, counted per {trap, port, flow} in a hash table.
+ *
+ * The stages live in headers included where what they use is defined:
+ * dissect.h (the packet), raw.h (--pcap's bytes), filters.h, rate.h,
+ * flows.h (-u) and sdk.h (a vendor SDK's reports).
  */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -15,6 +19,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define EEXIST 17
+#define NSEC_PER_SEC 1000000000ULL
 
 /* Run-time knobs, fixed before load (the verifier prunes what they turn off). */
 /* Trap types emitted (bit per TS_TRAP_TYPE_*); control traps are off unless asked for. */
@@ -87,63 +92,6 @@ struct {
 } counters SEC(".maps");
 
 /*
- * Plain hash tables, not LRU: an LRU makes room by evicting a counted entry,
- * which is exactly the silent loss aggregation must not have. A full table
- * refuses the key and the packet is sent alone instead.
- */
-struct flow_table {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024); /* resized by user space before load */
-	__type(key, struct ts_flow_key);
-	__type(value, struct ts_flow);
-} flows0 SEC(".maps"), flows1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__array(values, struct flow_table);
-} flow_tables SEC(".maps") = {
-	.values = { &flows0, &flows1 },
-};
-
-/*
- * The counts of every packet of a flow after its first, one slot per CPU:
- * plain adds where the shared entry needs two atomic ones, which cost the
- * counted path 7-9 ns under a flood (bpf_stats). Keyed like the flow table
- * it pairs with, and filled only for keys that table holds; user space adds
- * the slots into the flow's entry when it drains both.
- */
-struct count_table {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 1024); /* resized by user space before load, like flows0/1 */
-	__type(key, struct ts_flow_key);
-	__type(value, struct ts_flow_count);
-} counts0 SEC(".maps"), counts1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__array(values, struct count_table);
-} count_tables SEC(".maps") = {
-	.values = { &counts0, &counts1 },
-};
-
-/*
- * With -u --exemplars: exemplars sent per flow key, so that a flow is new
- * once, not once a table flip. LRU on purpose, unlike the flow tables: it
- * holds no counts, and a key it forgets (4 x the flow table's keys came
- * since) only gets its exemplars again.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096); /* resized by user space before load */
-	__type(key, struct ts_flow_key);
-	__type(value, __u32);
-} exemplar_seen SEC(".maps");
-
-/*
  * The packet being dissected, and with -u the flow being built: too big for
  * the stack. The exemplar's packet is where every run dissects, so that the
  * decision to emit is taken before any ring buffer space is reserved.
@@ -169,76 +117,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } run_guard SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct ts_filter_key);
-	__type(value, __u8);
-} filters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ts_filter_key);
-} filter_scratch SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct ts_filter_key);
-	__type(value, struct ts_rate_bucket);
-} rate_buckets SEC(".maps");
-
-/*
- * A vendor SDK reports every trap as a drop (trap_type 0), exceptions and
- * threshold crossings included. User space fills this map from its taxonomy
- * before load: key kind TS_FILTER_TRAP_NAME and the SDK's trap name, value a
- * TS_TRAP_TYPE_*. A name not in it stays a drop.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, struct ts_filter_key);
-	__type(value, __u8);
-} sdk_trap_types SEC(".maps");
-
-/*
- * Is a devlink instance a vendor SDK's dummy? Remembered per CPU for the
- * last bus seen: the bus is a static object of its driver, so its address
- * names it for as long as the driver is loaded.
- */
-struct devlink_memo {
-	__u64 bus;
-	__u32 is_sdk;
-	__u32 _pad;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct devlink_memo);
-} devlink_memo SEC(".maps");
-
-/* A packet a vendor SDK reported, until the SDK frees its copy. */
-struct sdk_copy {
-	__u64 time_ns;
-	__u64 dev;            /* address of its input net_device */
-};
-
-/*
- * Keyed by the skb's address. LRU: an entry whose free never came (an SDK
- * that consumes instead) ages out instead of filling the table; a hit is
- * believed only for the same device within a second (see sdk_copy_freed).
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, struct sdk_copy);
-} sdk_reported SEC(".maps");
 
 /* The clock as of the last jiffy, per CPU (see recent_time). */
 struct time_cache {
@@ -291,58 +169,6 @@ static __always_inline void leave(void)
 
 	if (busy)
 		*busy = 0;
-}
-
-/* The verdict of a filter kind for the key in `key` (zero padded). */
-static __always_inline bool verdict_filters_out(__u32 kind, struct ts_filter_key *key)
-{
-	__u8 *verdict = bpf_map_lookup_elem(&filters, key);
-
-	if ((filter_include_kinds & (1u << kind)) && !(verdict && (*verdict & TS_FILTER_INCLUDE)))
-		return true;
-	return verdict && (*verdict & TS_FILTER_EXCLUDE);
-}
-
-/* The filter key to fill, zeroed and of `kind`; NULL when no filter of the kind is configured. */
-static __always_inline struct ts_filter_key *filter_key(__u32 kind)
-{
-	__u32 zero = 0;
-	struct ts_filter_key *key;
-
-	if (!(filter_kinds & (1u << kind)))
-		return 0;
-	key = bpf_map_lookup_elem(&filter_scratch, &zero);
-	if (!key)
-		return 0;
-	__builtin_memset(key, 0, sizeof(*key));
-	key->kind = kind;
-	return key;
-}
-
-/*
- * True when a filter of this kind says to skip the packet. `name` is a kernel
- * string (NULL reads as the empty name); the lookups compile away when no
- * filter of the kind is configured.
- */
-static __always_inline bool filtered_out(__u32 kind, const char *name)
-{
-	struct ts_filter_key *key = filter_key(kind);
-
-	if (!key)
-		return false;
-	if (name)
-		bpf_probe_read_kernel_str(key->name, sizeof(key->name), name);
-	return verdict_filters_out(kind, key);
-}
-
-static __always_inline bool filtered_out_u32(__u32 kind, __u32 value)
-{
-	struct ts_filter_key *key = filter_key(kind);
-
-	if (!key)
-		return false;
-	__builtin_memcpy(key->name, &value, sizeof(value));
-	return verdict_filters_out(kind, key);
 }
 
 /* The facts about one report that are cheap to read: enough to key a flow. */
@@ -499,24 +325,7 @@ static __always_inline void fill_head(struct ts_event *e, struct report *r)
 	fill_devlink(e, r);
 }
 
-/*
- * The filters each source can be judged by, read from the kernel's own
- * strings before anything is reserved or copied. Trap names and groups
- * describe devlink traps only, drop reasons kernel drops only: a filter of
- * the other source's kind lets a report through untouched. Ports and
- * network namespaces describe the device, which both sources have.
- */
-static __always_inline bool report_filtered_out(struct report *r)
-{
-	if (r->source == TS_SOURCE_DEVLINK && r->md &&
-	    (filtered_out(TS_FILTER_TRAP_NAME, r->md->trap_name) ||
-	     filtered_out(TS_FILTER_TRAP_GROUP, r->md->trap_group_name)))
-		return true;
-	if (r->source != TS_SOURCE_DEVLINK && filtered_out_u32(TS_FILTER_REASON, r->reason))
-		return true;
-	return filtered_out(TS_FILTER_PORT, r->dev ? r->dev->name : 0) ||
-	       filtered_out_u32(TS_FILTER_NETNS, r->netns_ino);
-}
+#include "filters.h"
 
 static __always_inline bool to_collector(const __u8 *daddr)
 {
@@ -536,61 +345,7 @@ static __always_inline bool own_traffic(const struct ts_packet *p)
 	       to_collector(p->ip_dst);
 }
 
-#define NSEC_PER_SEC 1000000000ULL
-
-/*
- * Token bucket per trap: `rate_limit` events a second, bursts of as many.
- * Buckets are updated without atomics (5.10 has no cmpxchg for BPF), so CPUs
- * racing on one bucket can let a few extra events through; every suppressed
- * event is counted exactly.
- */
-static __always_inline bool rate_exceeded(struct report *r)
-{
-	__u32 zero = 0;
-	struct ts_filter_key *key;
-	struct ts_rate_bucket *b, fresh;
-	__u64 now, cap = rate_limit * NSEC_PER_SEC, elapsed, tokens;
-
-	if (!rate_limit)
-		return false;
-	stamp(r);
-	now = r->time_ns;
-	key = bpf_map_lookup_elem(&filter_scratch, &zero);
-	if (!key)
-		return false;
-	__builtin_memset(key, 0, sizeof(*key));
-	key->kind = r->source;
-	__builtin_memcpy(key->name, &r->trap_id, sizeof(r->trap_id));
-	b = bpf_map_lookup_elem(&rate_buckets, key);
-	if (!b) {
-		fresh.tokens = cap - NSEC_PER_SEC;
-		fresh.last_ns = now;
-		/* A full bucket map lets events through rather than suppress blindly. */
-		bpf_map_update_elem(&rate_buckets, key, &fresh, BPF_ANY);
-		return false;
-	}
-	elapsed = now > b->last_ns ? now - b->last_ns : 0;
-	/* Past a second the bucket is full anyway; this also bounds the product. */
-	tokens = elapsed >= NSEC_PER_SEC ? cap : b->tokens + elapsed * rate_limit;
-	if (tokens > cap)
-		tokens = cap;
-	b->last_ns = now;
-	if (tokens < NSEC_PER_SEC) {
-		b->tokens = tokens;
-		return true;
-	}
-	b->tokens = tokens - NSEC_PER_SEC;
-	return false;
-}
-
-/* The rate limit for an event that is then suppressed, and counted so. */
-static __always_inline bool rate_limited(struct report *r)
-{
-	if (!rate_exceeded(r))
-		return false;
-	count(TS_CNT_RATE_LIMITED);
-	return true;
-}
+#include "rate.h"
 
 /*
  * An event with the packet's bytes (--pcap). Always the whole struct
@@ -652,167 +407,7 @@ static __always_inline void emit_event(struct report *r, struct ts_packet *pkt, 
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
-/*
- * One of the first `exemplars` packets of a flow key never seen before (or
- * forgotten by exemplar_seen): sent alone at once, with its exact time, and
- * not counted into the table. False when the key has had its exemplars, or
- * when the rate limit or a full ring buffer stands in the way: the packet is
- * then counted into its flow like any other, so that no packet is lost for
- * being an exemplar. CPUs racing on one new key may each send one more than
- * `exemplars` (no fetching atomics before 5.12); each is counted once.
- */
-static __always_inline bool send_exemplar(struct report *r, struct ts_event *e, struct ts_flow_key *key)
-{
-	__u32 *sent = bpf_map_lookup_elem(&exemplar_seen, key);
-	__u32 one = 1;
-
-	if (sent && *sent >= exemplars)
-		return false;
-	if (rate_exceeded(r))
-		return false;
-	if (sent) {
-		__sync_fetch_and_add(sent, 1);
-	} else {
-		/* Racing CPUs: one insert wins, the other finds it and adds. */
-		if (bpf_map_update_elem(&exemplar_seen, key, &one, BPF_NOEXIST)) {
-			sent = bpf_map_lookup_elem(&exemplar_seen, key);
-			if (!sent)
-				return false;
-			__sync_fetch_and_add(sent, 1);
-		}
-	}
-	fill_head(e, r);
-	e->flags |= TS_EV_EXEMPLAR;
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP)) {
-		/* Not sent: give the slot back, and let the caller count the packet. */
-		e->flags &= ~TS_EV_EXEMPLAR;
-		sent = bpf_map_lookup_elem(&exemplar_seen, key);
-		if (sent)
-			__sync_fetch_and_add(sent, -1);
-		return false;
-	}
-	count(TS_CNT_EXEMPLARS);
-	return true;
-}
-
-/*
- * Count the packet into the active flow table. The fast path, a key already
- * there, costs the dissection, one per-CPU hash lookup and plain adds to this
- * CPU's slot: the names and strings of the exemplar are read only when a key
- * is new.
- */
-static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
-{
-	__u32 table_idx = active_table & 1;
-	struct ts_event *e = &fresh->exemplar;
-	struct ts_flow_key key;
-	struct ts_flow_count *slot;
-	struct ts_flow *flow;
-	void *table, *counts;
-	__u64 len, now;
-	long err;
-
-	if (own_traffic(&e->pkt)) {
-		count(TS_CNT_FILTERED);
-		return;
-	}
-	len = e->pkt.pkt_len;
-
-	__builtin_memset(&key, 0, sizeof(key));
-	key.trap_id = r->trap_id;
-	key.ifindex = r->ifindex;
-	key.netns_ino = r->netns_ino;
-	key.skb_iif = r->skb_iif;
-	key.out_ifindex = r->out_ifindex;
-	key.source = r->source;
-	key.eth_proto = e->pkt.eth_proto;
-	key.vlan_id[0] = e->pkt.vlan_tci[0] & 0x0fff;
-	key.vlan_id[1] = e->pkt.vlan_tci[1] & 0x0fff;
-	__builtin_memcpy(key.src_mac, e->pkt.src_mac, 6);
-	__builtin_memcpy(key.dst_mac, e->pkt.dst_mac, 6);
-	if (e->pkt.layers & (TS_L_IPV4 | TS_L_IPV6)) {
-		__builtin_memcpy(key.ip_src, e->pkt.ip_src, 16);
-		__builtin_memcpy(key.ip_dst, e->pkt.ip_dst, 16);
-		key.ip_proto = e->pkt.ip_proto;
-		key.sport = e->pkt.sport;
-		key.dport = e->pkt.dport;
-	}
-
-	counts = bpf_map_lookup_elem(&count_tables, &table_idx);
-	if (!counts)
-		return;
-	slot = bpf_map_lookup_elem(counts, &key);
-	if (slot) {
-		/* This CPU's slot: no other CPU writes it, no program nests on it (enter). */
-		slot->packets += 1;
-		slot->bytes += len;
-		now = recent_time();
-		if (now > slot->last_ns)
-			slot->last_ns = now;
-		count(TS_CNT_AGG_PACKETS);
-		return;
-	}
-	table = bpf_map_lookup_elem(&flow_tables, &table_idx);
-	if (!table)
-		return;
-	flow = bpf_map_lookup_elem(table, &key);
-	if (!flow) {
-		/* A key in the table has had its exemplars: only new ones are asked. */
-		if (exemplars && send_exemplar(r, e, &key))
-			return;
-		fill_head(e, r);
-		fresh->packets = 1;
-		fresh->bytes = len;
-		fresh->first_ns = r->time_ns;
-		fresh->last_ns = r->time_ns;
-		err = bpf_map_update_elem(table, &key, fresh, BPF_NOEXIST);
-		if (!err) {
-			/*
-			 * The key's slots, zero on every CPU, for the packets after
-			 * this one. Without them (no room, or another CPU's insert
-			 * racing) those packets find the entry above and add to it.
-			 */
-			struct ts_flow_count none = {};
-
-			bpf_map_update_elem(counts, &key, &none, BPF_NOEXIST);
-			/*
-			 * Constant indices: the verifier loses the bound on table_idx
-			 * across the helper calls. No fetch: atomics that return a
-			 * value need kernel 5.12.
-			 */
-			__u32 *entries = table_idx ? &table_entries[1] : &table_entries[0];
-
-			__sync_fetch_and_add(entries, 1);
-			if (*entries * 4 >= flow_capacity * 3)
-				flush_requested = 1;
-			count(TS_CNT_AGG_PACKETS);
-			return;
-		}
-		/* Another CPU inserted the same key first: count into its entry. */
-		if (err == -EEXIST)
-			flow = bpf_map_lookup_elem(table, &key);
-		if (!flow) {
-			/* No room for the key: the packet goes alone, as a flow of one. */
-			flush_requested = 1;
-			if (rate_limited(r))
-				return;
-			e->flags |= TS_EV_AGG_OVERFLOW;
-			/* One packet, one counter: sent alone, or lost for want of ring space. */
-			if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
-				count(TS_CNT_RB_LOST);
-			else
-				count(TS_CNT_AGG_OVERFLOW);
-			return;
-		}
-	}
-	__sync_fetch_and_add(&flow->packets, 1);
-	__sync_fetch_and_add(&flow->bytes, len);
-	/* Racy but monotonic enough: two CPUs may each write a close last_ns. */
-	now = r->time_ns ? r->time_ns : recent_time();
-	if (now > flow->last_ns)
-		flow->last_ns = now;
-	count(TS_CNT_AGG_PACKETS);
-}
+#include "flows.h"
 
 /* Filters, then the dissection every path needs, then emit or count. */
 static __always_inline void handle_report(struct report *r)
@@ -849,89 +444,7 @@ static __always_inline void netdev_ids(struct net_device *dev, struct report *r)
 		r->netns_ino = net->ns.inum;
 }
 
-#define SDK_BUS_NAME "devlink_dummy"
-
-/* The bus a vendor SDK's dummy devlink instance sits on (sdk-path.md). */
-static __always_inline bool vendor_sdk(const struct devlink *devlink)
-{
-	static const char want[] = SDK_BUS_NAME;
-	char bus_name[sizeof(want)];
-	__u32 zero = 0;
-	struct devlink_memo *memo = bpf_map_lookup_elem(&devlink_memo, &zero);
-	const struct device *dev = devlink ? devlink->dev : 0;
-	const struct bus_type *bus = dev ? dev->bus : 0;
-	__u8 diff = 0;
-	int i;
-
-	if (!memo || !bus)
-		return false;
-	if (memo->bus == (__u64)bus)
-		return memo->is_sdk;
-	memo->bus = (__u64)bus;
-	memo->is_sdk = 0;
-	if (bpf_probe_read_kernel_str(bus_name, sizeof(bus_name), bus->name) != sizeof(want))
-		return false;
-#pragma unroll
-	for (i = 0; i < sizeof(want); i++)
-		diff |= bus_name[i] ^ want[i];
-	memo->is_sdk = diff == 0;
-	return memo->is_sdk;
-}
-
-/* The taxonomy's type for a vendor SDK trap (see sdk_trap_types). */
-static __always_inline __u32 sdk_trap_type(const char *name)
-{
-	__u32 zero = 0;
-	struct ts_filter_key *key = bpf_map_lookup_elem(&filter_scratch, &zero);
-	__u8 *type;
-
-	if (!key)
-		return TS_TRAP_TYPE_DROP;
-	__builtin_memset(key, 0, sizeof(*key));
-	key->kind = TS_FILTER_TRAP_NAME;
-	bpf_probe_read_kernel_str(key->name, sizeof(key->name), name);
-	type = bpf_map_lookup_elem(&sdk_trap_types, key);
-	return type ? *type : TS_TRAP_TYPE_DROP;
-}
-
-/* Remember a packet the SDK reports, whatever becomes of the report here. */
-static __always_inline void remember_sdk_copy(struct sk_buff *skb, struct net_device *dev)
-{
-	__u64 key = (__u64)skb;
-	struct sdk_copy copy = { .time_ns = recent_time(), .dev = (__u64)dev };
-
-	if (!track_sdk_copies)
-		return;
-	bpf_map_update_elem(&sdk_reported, &key, &copy, BPF_ANY);
-	if (!sdk_seen)
-		sdk_seen = 1;
-}
-
-/*
- * The SDK freeing its copy of a packet it just reported: the same packet,
- * already delivered as the trap, so neither seen nor lost as a kernel drop.
- * The same address on another device, or later than a second, is a new skb
- * that reused the memory of one whose free never came here.
- */
-static __always_inline bool sdk_copy_freed(struct sk_buff *skb)
-{
-	__u64 key = (__u64)skb, now;
-	struct sdk_copy *copy;
-	bool same;
-
-	if (!track_sdk_copies || !sdk_seen)
-		return false;
-	copy = bpf_map_lookup_elem(&sdk_reported, &key);
-	if (!copy)
-		return false;
-	now = recent_time();
-	same = copy->dev == (__u64)skb->dev &&
-	       (now > copy->time_ns ? now - copy->time_ns : copy->time_ns - now) <= NSEC_PER_SEC;
-	bpf_map_delete_elem(&sdk_reported, &key);
-	if (same)
-		count(TS_CNT_SDK_FREES);
-	return same;
-}
+#include "sdk.h"
 
 static __always_inline void devlink_trap(__u64 *ctx)
 {

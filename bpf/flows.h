@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * Aggregation (-u): the double-buffered flow tables, their per-CPU
+ * count slots, and the exemplars of new keys.
+ */
+#ifndef TRAPSTREAM_FLOWS_H
+#define TRAPSTREAM_FLOWS_H
+
+/*
+ * Plain hash tables, not LRU: an LRU makes room by evicting a counted entry,
+ * which is exactly the silent loss aggregation must not have. A full table
+ * refuses the key and the packet is sent alone instead.
+ */
+struct flow_table {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024); /* resized by user space before load */
+	__type(key, struct ts_flow_key);
+	__type(value, struct ts_flow);
+} flows0 SEC(".maps"), flows1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct flow_table);
+} flow_tables SEC(".maps") = {
+	.values = { &flows0, &flows1 },
+};
+
+/*
+ * The counts of every packet of a flow after its first, one slot per CPU:
+ * plain adds where the shared entry needs two atomic ones, which cost the
+ * counted path 7-9 ns under a flood (bpf_stats). Keyed like the flow table
+ * it pairs with, and filled only for keys that table holds; user space adds
+ * the slots into the flow's entry when it drains both.
+ */
+struct count_table {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024); /* resized by user space before load, like flows0/1 */
+	__type(key, struct ts_flow_key);
+	__type(value, struct ts_flow_count);
+} counts0 SEC(".maps"), counts1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct count_table);
+} count_tables SEC(".maps") = {
+	.values = { &counts0, &counts1 },
+};
+
+/*
+ * With -u --exemplars: exemplars sent per flow key, so that a flow is new
+ * once, not once a table flip. LRU on purpose, unlike the flow tables: it
+ * holds no counts, and a key it forgets (4 x the flow table's keys came
+ * since) only gets its exemplars again.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096); /* resized by user space before load */
+	__type(key, struct ts_flow_key);
+	__type(value, __u32);
+} exemplar_seen SEC(".maps");
+
+/*
+ * One of the first `exemplars` packets of a flow key never seen before (or
+ * forgotten by exemplar_seen): sent alone at once, with its exact time, and
+ * not counted into the table. False when the key has had its exemplars, or
+ * when the rate limit or a full ring buffer stands in the way: the packet is
+ * then counted into its flow like any other, so that no packet is lost for
+ * being an exemplar. CPUs racing on one new key may each send one more than
+ * `exemplars` (no fetching atomics before 5.12); each is counted once.
+ */
+static __always_inline bool send_exemplar(struct report *r, struct ts_event *e, struct ts_flow_key *key)
+{
+	__u32 *sent = bpf_map_lookup_elem(&exemplar_seen, key);
+	__u32 one = 1;
+
+	if (sent && *sent >= exemplars)
+		return false;
+	if (rate_exceeded(r))
+		return false;
+	if (sent) {
+		__sync_fetch_and_add(sent, 1);
+	} else {
+		/* Racing CPUs: one insert wins, the other finds it and adds. */
+		if (bpf_map_update_elem(&exemplar_seen, key, &one, BPF_NOEXIST)) {
+			sent = bpf_map_lookup_elem(&exemplar_seen, key);
+			if (!sent)
+				return false;
+			__sync_fetch_and_add(sent, 1);
+		}
+	}
+	fill_head(e, r);
+	e->flags |= TS_EV_EXEMPLAR;
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP)) {
+		/* Not sent: give the slot back, and let the caller count the packet. */
+		e->flags &= ~TS_EV_EXEMPLAR;
+		sent = bpf_map_lookup_elem(&exemplar_seen, key);
+		if (sent)
+			__sync_fetch_and_add(sent, -1);
+		return false;
+	}
+	count(TS_CNT_EXEMPLARS);
+	return true;
+}
+
+/*
+ * Count the packet into the active flow table. The fast path, a key already
+ * there, costs the dissection, one per-CPU hash lookup and plain adds to this
+ * CPU's slot: the names and strings of the exemplar are read only when a key
+ * is new.
+ */
+static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
+{
+	__u32 table_idx = active_table & 1;
+	struct ts_event *e = &fresh->exemplar;
+	struct ts_flow_key key;
+	struct ts_flow_count *slot;
+	struct ts_flow *flow;
+	void *table, *counts;
+	__u64 len, now;
+	long err;
+
+	if (own_traffic(&e->pkt)) {
+		count(TS_CNT_FILTERED);
+		return;
+	}
+	len = e->pkt.pkt_len;
+
+	__builtin_memset(&key, 0, sizeof(key));
+	key.trap_id = r->trap_id;
+	key.ifindex = r->ifindex;
+	key.netns_ino = r->netns_ino;
+	key.skb_iif = r->skb_iif;
+	key.out_ifindex = r->out_ifindex;
+	key.source = r->source;
+	key.eth_proto = e->pkt.eth_proto;
+	key.vlan_id[0] = e->pkt.vlan_tci[0] & 0x0fff;
+	key.vlan_id[1] = e->pkt.vlan_tci[1] & 0x0fff;
+	__builtin_memcpy(key.src_mac, e->pkt.src_mac, 6);
+	__builtin_memcpy(key.dst_mac, e->pkt.dst_mac, 6);
+	if (e->pkt.layers & (TS_L_IPV4 | TS_L_IPV6)) {
+		__builtin_memcpy(key.ip_src, e->pkt.ip_src, 16);
+		__builtin_memcpy(key.ip_dst, e->pkt.ip_dst, 16);
+		key.ip_proto = e->pkt.ip_proto;
+		key.sport = e->pkt.sport;
+		key.dport = e->pkt.dport;
+	}
+
+	counts = bpf_map_lookup_elem(&count_tables, &table_idx);
+	if (!counts)
+		return;
+	slot = bpf_map_lookup_elem(counts, &key);
+	if (slot) {
+		/* This CPU's slot: no other CPU writes it, no program nests on it (enter). */
+		slot->packets += 1;
+		slot->bytes += len;
+		now = recent_time();
+		if (now > slot->last_ns)
+			slot->last_ns = now;
+		count(TS_CNT_AGG_PACKETS);
+		return;
+	}
+	table = bpf_map_lookup_elem(&flow_tables, &table_idx);
+	if (!table)
+		return;
+	flow = bpf_map_lookup_elem(table, &key);
+	if (!flow) {
+		/* A key in the table has had its exemplars: only new ones are asked. */
+		if (exemplars && send_exemplar(r, e, &key))
+			return;
+		fill_head(e, r);
+		fresh->packets = 1;
+		fresh->bytes = len;
+		fresh->first_ns = r->time_ns;
+		fresh->last_ns = r->time_ns;
+		err = bpf_map_update_elem(table, &key, fresh, BPF_NOEXIST);
+		if (!err) {
+			/*
+			 * The key's slots, zero on every CPU, for the packets after
+			 * this one. Without them (no room, or another CPU's insert
+			 * racing) those packets find the entry above and add to it.
+			 */
+			struct ts_flow_count none = {};
+
+			bpf_map_update_elem(counts, &key, &none, BPF_NOEXIST);
+			/*
+			 * Constant indices: the verifier loses the bound on table_idx
+			 * across the helper calls. No fetch: atomics that return a
+			 * value need kernel 5.12.
+			 */
+			__u32 *entries = table_idx ? &table_entries[1] : &table_entries[0];
+
+			__sync_fetch_and_add(entries, 1);
+			if (*entries * 4 >= flow_capacity * 3)
+				flush_requested = 1;
+			count(TS_CNT_AGG_PACKETS);
+			return;
+		}
+		/* Another CPU inserted the same key first: count into its entry. */
+		if (err == -EEXIST)
+			flow = bpf_map_lookup_elem(table, &key);
+		if (!flow) {
+			/* No room for the key: the packet goes alone, as a flow of one. */
+			flush_requested = 1;
+			if (rate_limited(r))
+				return;
+			e->flags |= TS_EV_AGG_OVERFLOW;
+			/* One packet, one counter: sent alone, or lost for want of ring space. */
+			if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
+				count(TS_CNT_RB_LOST);
+			else
+				count(TS_CNT_AGG_OVERFLOW);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&flow->packets, 1);
+	__sync_fetch_and_add(&flow->bytes, len);
+	/* Racy but monotonic enough: two CPUs may each write a close last_ns. */
+	now = r->time_ns ? r->time_ns : recent_time();
+	if (now > flow->last_ns)
+		flow->last_ns = now;
+	count(TS_CNT_AGG_PACKETS);
+}
+
+#endif /* TRAPSTREAM_FLOWS_H */
