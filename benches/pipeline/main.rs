@@ -20,7 +20,11 @@
 //! send loop; `pipeline/SINK/FORMAT/MAX` is decode + encode + pack +
 //! `UdpSink` (batch 20, flushed as the sender does). Both count records,
 //! so their ratio is the pipeline's share of the sink's limit. `nosend/...`
-//! is decode + encode + pack alone. `gso/...` compare 1400-byte datagrams
+//! is decode + encode + pack alone. `pipeline-copy/...` (1400 only) is the
+//! pipeline with records that cost nothing to make: finished records,
+//! encoded once, copied into the datagrams (`Front::copying`), against the
+//! same raw limit; `nosend-copy/...` is that without the send. What they
+//! leave of the raw limit is what decode and encode have to fit into. `gso/...` compare 1400-byte datagrams
 //! sent with sendmmsg and with UDP_SEGMENT; on `xdp`, `raw-gso` and
 //! `pipeline-gso` send each batch padded to equal datagrams by UDP_SEGMENT
 //! (what GSO would give the pipeline; see gso.rs).
@@ -267,6 +271,9 @@ fn main() {
             let step = pipeline(&ctx, kind, format, max, no_socket, None);
             cases.push(add(format!("nosend/{}/{max}", fmt_name(format)), step, None));
         }
+        // The packer alone, with finished records copied in (Front::copying).
+        let step = pipeline_of(&ctx, Front::copying(&ctx, kind, format, 1400, no_socket), None);
+        cases.push(add(format!("nosend-copy/{}/1400", fmt_name(format)), step, None));
     }
     for (sink, dst) in [("xdp", xdp_dst), ("tc", tc_dst)] {
         for format in [Format::Json, Format::Influx] {
@@ -301,6 +308,18 @@ fn main() {
                     pipeline(&ctx, kind, format, max, no_socket, Some((udp, sent))),
                     None,
                 ));
+                if max == 1400 {
+                    // What the packer and the sink leave of the raw limit, with
+                    // records that cost nothing to make (Front::copying).
+                    let udp = a.run(|| UdpSink::connect(dst)).expect("UdpSink in A");
+                    let front = Front::copying(&ctx, kind, format, max, no_socket);
+                    let sent = Arc::new(AtomicU64::new(0));
+                    cases.push(add(
+                        format!("pipeline-copy/{name}"),
+                        pipeline_of(&ctx, front, Some((udp, sent))),
+                        None,
+                    ));
+                }
             }
         }
         let equal: Vec<(Vec<u8>, usize)> = (0..RAW_BATCH).map(|_| (vec![b'x'; 1400], 1)).collect();
@@ -344,7 +363,9 @@ fn report(cases: &[Case<'_>], selected: &[usize], o: &Opts) {
     }
     for &i in selected {
         let Some((kind, rest)) = cases[i].name.split_once('/') else { continue };
-        let Some(raw) = kind.strip_prefix("pipeline").map(|gso| format!("raw{gso}/{rest}")) else { continue };
+        // pipeline-gso against raw-gso; pipeline and pipeline-copy against raw.
+        let Some(variant) = kind.strip_prefix("pipeline") else { continue };
+        let raw = format!("raw{}/{rest}", if variant == "-gso" { variant } else { "" });
         let Some(raw) = selected.iter().map(|&j| &cases[j]).find(|c| c.name == raw) else {
             continue;
         };
