@@ -5,13 +5,10 @@
 //! and key.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
 use toml::Spanned;
 
 use crate::cli::{self, Cli, Format, Source, TransportArg, TrapTypeArg};
@@ -88,142 +85,6 @@ pub struct Config {
     pub pcap: Option<PcapConfig>,
     /// `trapstream top`: the window its rates are averaged over.
     pub top_window: Option<Duration>,
-}
-
-/// Where a value came from, so that an error can point at it.
-#[derive(Clone, Copy)]
-enum Origin<'a> {
-    Flag(&'static str),
-    File { path: &'a Path, line: usize, key: &'static str },
-}
-
-struct Setting<'a> {
-    text: String,
-    origin: Origin<'a>,
-}
-
-impl Setting<'_> {
-    fn error(&self, message: impl fmt::Display) -> Error {
-        let message = one_line(&message.to_string());
-        match self.origin {
-            Origin::Flag(flag) => Error::Usage(format!("{flag} {message}")),
-            Origin::File { path, line, key } => {
-                Error::File { path: path.to_path_buf(), message: format!("line {line}: {key} {message}") }
-            }
-        }
-    }
-}
-
-/// A TOML number as the operator wrote it (5 or 0.5).
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(untagged)]
-enum Number {
-    Int(i64),
-    Float(f64),
-}
-
-impl fmt::Display for Number {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Number::Int(n) => write!(f, "{n}"),
-            Number::Float(x) => write!(f, "{x}"),
-        }
-    }
-}
-
-/// A rate as written in the file: 1000 or "1000/s".
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum RateText {
-    Number(i64),
-    Text(String),
-}
-
-impl fmt::Display for RateText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RateText::Number(n) => write!(f, "{n}"),
-            RateText::Text(t) => f.write_str(t),
-        }
-    }
-}
-
-/// A network namespace by inode number or by its name under /run/netns.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum NetnsRef {
-    Inode(u32),
-    Name(String),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileTaxonomy {
-    drop_reason: Option<String>,
-    description: Option<String>,
-    severity: Option<Spanned<String>>,
-    message: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileFilters {
-    include_trap_names: Option<Vec<String>>,
-    exclude_trap_names: Option<Vec<String>>,
-    include_trap_groups: Option<Vec<String>>,
-    exclude_trap_groups: Option<Vec<String>>,
-    include_ports: Option<Vec<String>>,
-    exclude_ports: Option<Vec<String>>,
-    include_reasons: Option<Vec<String>>,
-    exclude_reasons: Option<Vec<String>>,
-    include_netns: Option<Spanned<Vec<NetnsRef>>>,
-    exclude_netns: Option<Spanned<Vec<NetnsRef>>>,
-}
-
-/// The file's schema: every flag (long name, `_` for `-`), plus filters and
-/// taxonomy overrides. Unknown keys are errors, not ignored.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    collector_ip: Option<Spanned<String>>,
-    collector_port: Option<Spanned<i64>>,
-    interval: Option<Spanned<Number>>,
-    batch_size: Option<Spanned<i64>>,
-    device_ip: Option<Spanned<String>>,
-    format: Option<Spanned<Format>>,
-    unique_interval: Option<Spanned<Number>>,
-    retry_timeout: Option<Spanned<Number>>,
-    verbose: Option<bool>,
-    stdout: Option<bool>,
-    source: Option<Spanned<Source>>,
-    trap_types: Option<Spanned<Vec<TrapTypeArg>>>,
-    max_datagram: Option<Spanned<i64>>,
-    stats_interval: Option<Spanned<Number>>,
-    ring_size: Option<Spanned<i64>>,
-    channel_depth: Option<Spanned<i64>>,
-    lru_size: Option<Spanned<i64>>,
-    exemplars: Option<Spanned<i64>>,
-    transport: Option<Spanned<TransportArg>>,
-    rate_limit: Option<Spanned<RateText>>,
-    tcp_backlog: Option<Spanned<i64>>,
-    pcap: Option<Spanned<String>>,
-    pcap_snaplen: Option<Spanned<i64>>,
-    pcap_rotate_size: Option<Spanned<i64>>,
-    pcap_rotate_files: Option<Spanned<i64>>,
-    filters: Option<FileFilters>,
-    taxonomy: Option<HashMap<String, FileTaxonomy>>,
-}
-
-/// The file and its text, for turning byte offsets into line numbers.
-struct Source_<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl Source_<'_> {
-    fn line(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
-    }
 }
 
 const SEVERITIES: [&str; 5] = ["Critical", "Error", "Warning", "Notice", "Info"];
@@ -537,68 +398,6 @@ impl Config {
     }
 }
 
-fn file_filters(f: &FileFilters, src: &Source_<'_>) -> Result<Filters> {
-    let list = |v: &Option<Vec<String>>| v.clone().unwrap_or_default();
-    let netns = |v: &Option<Spanned<Vec<NetnsRef>>>, key: &'static str| -> Result<Vec<u32>> {
-        let Some(v) = v else { return Ok(Vec::new()) };
-        let line = src.line(v.span().start);
-        v.get_ref()
-            .iter()
-            .map(|r| match r {
-                NetnsRef::Inode(ino) => Ok(*ino),
-                NetnsRef::Name(name) => std::fs::metadata(Path::new("/run/netns").join(name))
-                    .map(|m| m.ino() as u32)
-                    .map_err(|e| Error::File {
-                        path: src.path.to_path_buf(),
-                        message: format!("line {line}: filters.{key}: network namespace '{name}': {e}"),
-                    }),
-            })
-            .collect()
-    };
-    Ok(Filters {
-        include_trap_names: list(&f.include_trap_names),
-        exclude_trap_names: list(&f.exclude_trap_names),
-        include_trap_groups: list(&f.include_trap_groups),
-        exclude_trap_groups: list(&f.exclude_trap_groups),
-        include_ports: list(&f.include_ports),
-        exclude_ports: list(&f.exclude_ports),
-        include_reasons: list(&f.include_reasons),
-        exclude_reasons: list(&f.exclude_reasons),
-        include_netns: netns(&f.include_netns, "include_netns")?,
-        exclude_netns: netns(&f.exclude_netns, "exclude_netns")?,
-    })
-}
-
-fn usage(message: impl Into<String>) -> Error {
-    Error::Usage(message.into())
-}
-
-fn parse_port(s: &Setting<'_>) -> Result<u16> {
-    match s.text.parse::<i64>() {
-        Ok(port @ 1..=65535) => Ok(port as u16),
-        Ok(port) => Err(s.error(format!("must be 1..65535, got {port}"))),
-        Err(_) => Err(s.error(format!("'{}' is not a port number", s.text))),
-    }
-}
-
-fn parse_count(s: &Setting<'_>, min: usize, max: usize) -> Result<usize> {
-    let value: i128 = s.text.parse().map_err(|_| s.error(format!("'{}' is not a whole number", s.text)))?;
-    if value < min as i128 || value > max as i128 {
-        return Err(s.error(format!("must be {min}..={max}, got {value}")));
-    }
-    Ok(value as usize)
-}
-
-fn parse_seconds(s: &Setting<'_>, positive: bool) -> Result<Duration> {
-    let value: f64 =
-        s.text.parse().map_err(|_| s.error(format!("'{}' is not a number of seconds", s.text)))?;
-    if !value.is_finite() || value < 0.0 || (positive && value == 0.0) || value > 86_400.0 * 365.0 {
-        let lower = if positive { "more than 0" } else { "0 or more" };
-        return Err(s.error(format!("must be {lower} seconds, got {}", s.text)));
-    }
-    Ok(Duration::from_secs_f64(value))
-}
-
 /// The source address the kernel picks to reach the collector: what a
 /// collector sees as the sender, and what identifies this switch. Connecting a
 /// UDP socket sends nothing; it only runs the route lookup.
@@ -616,8 +415,13 @@ fn default_device_ip(output: &Output) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
+mod file;
 mod pcap;
+mod setting;
+
+use file::{file_filters, FileConfig, Source_};
 pub use pcap::{PcapConfig, PcapPath, DEFAULT_SNAP_LEN, MAX_SNAP_LEN, MIN_ROTATE_SIZE};
+use setting::{parse_count, parse_port, parse_seconds, usage, Origin, Setting};
 
 #[cfg(test)]
 mod tests;
