@@ -1,10 +1,9 @@
 //! The double-buffered flow tables (-u) and their drain.
 
 use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-
-use std::os::fd::{AsFd, AsRawFd};
 
 use libbpf_rs::{MapCore, MapFlags};
 
@@ -13,6 +12,13 @@ use crate::error::{Error, Result};
 use crate::record::{FLOW_COUNT_SIZE, FLOW_KEY_SIZE, FLOW_SIZE};
 
 type FlowKey = [u8; FLOW_KEY_SIZE];
+
+/// Which map of a table a drain reads: the flows, or their per-CPU twin.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Flows,
+    Counts,
+}
 
 /// A flow's per-CPU counts (`struct ts_flow_count`), summed over the CPUs.
 #[derive(Clone, Copy, Default)]
@@ -132,34 +138,16 @@ impl FlowTables<'_> {
     fn drain_table(&mut self, idx: usize, on_flow: &mut dyn FnMut(&[u8])) -> Result<usize> {
         self.counted.clear();
         let mut counted = std::mem::take(&mut self.counted);
-        let mut add = |key: &[u8], per_cpu: &[u8]| add_counts(&mut counted, key, per_cpu);
-        let fd = self.counts[idx].as_fd().as_raw_fd();
-        let slots = self.cpus * FLOW_COUNT_SIZE;
-        if !self.batch_supported || self.drain_batched(fd, slots, &mut add)?.is_none() {
-            self.batch_supported = false;
-            drain_one_by_one(&self.counts[idx], true, &mut add)?;
-        }
+        self.drain_map(Table::Counts, idx, &mut |key, per_cpu| add_counts(&mut counted, key, per_cpu))?;
         let mut flow = Vec::with_capacity(FLOW_SIZE);
-        let mut merge = |key: &[u8], value: &[u8]| {
+        let drained = self.drain_map(Table::Flows, idx, &mut |key, value| {
             flow.clear();
             flow.extend_from_slice(value);
             if let Some(c) = key.try_into().ok().and_then(|k: FlowKey| counted.remove(&k)) {
                 add_into_flow(&mut flow, c);
             }
             on_flow(&flow);
-        };
-        let fd = self.tables[idx].as_fd().as_raw_fd();
-        let drained = match self.batch_supported {
-            true => self.drain_batched(fd, FLOW_SIZE, &mut merge)?,
-            false => None,
-        };
-        let drained = match drained {
-            Some(n) => n,
-            None => {
-                self.batch_supported = false;
-                drain_one_by_one(&self.tables[idx], false, &mut merge)?
-            }
-        };
+        })?;
         self.shared.word(self.shared.table_entries[idx]).store(0, Ordering::Relaxed);
         // A key's slots are made only after its entry (count_flow), and both
         // tables were frozen by the flip: slots without an entry cannot be.
@@ -174,6 +162,38 @@ impl FlowTables<'_> {
         }
         self.counted = counted;
         Ok(drained)
+    }
+
+    /// Reads and empties one map of table `idx`, an entry at a time to
+    /// `on_entry` (key, value): in batches where the kernel has them (the
+    /// first refusal turns them off for good), key by key otherwise. A
+    /// twin's value is every possible CPU's slot, one after another.
+    /// Returns how many entries it read.
+    fn drain_map(
+        &mut self,
+        table: Table,
+        idx: usize,
+        on_entry: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<usize> {
+        let fd = self.map(table, idx).as_fd().as_raw_fd();
+        let value_size = match table {
+            Table::Flows => FLOW_SIZE,
+            Table::Counts => self.cpus * FLOW_COUNT_SIZE,
+        };
+        if self.batch_supported {
+            if let Some(n) = self.drain_batched(fd, value_size, on_entry)? {
+                return Ok(n);
+            }
+            self.batch_supported = false;
+        }
+        drain_one_by_one(self.map(table, idx), table == Table::Counts, on_entry)
+    }
+
+    fn map(&self, table: Table, idx: usize) -> &libbpf_rs::MapHandle {
+        match table {
+            Table::Flows => &self.tables[idx],
+            Table::Counts => &self.counts[idx],
+        }
     }
 
     /// BPF_MAP_LOOKUP_AND_DELETE_BATCH (5.6+). None when the kernel refuses it
@@ -275,25 +295,29 @@ fn add_counts(counted: &mut HashMap<FlowKey, Counted>, key: &[u8], per_cpu: &[u8
     let Ok(key) = FlowKey::try_from(key) else { return };
     let sum = counted.entry(key).or_default();
     for slot in per_cpu.chunks_exact(FLOW_COUNT_SIZE) {
-        let word = |i: usize| u64::from_ne_bytes(slot[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-        sum.packets += word(0);
-        sum.bytes += word(1);
-        sum.last_ns = sum.last_ns.max(word(2));
+        sum.packets += word(slot, 0);
+        sum.bytes += word(slot, 1);
+        sum.last_ns = sum.last_ns.max(word(slot, 2));
     }
 }
 
 /// Adds a flow's per-CPU sums into its entry (`struct ts_flow`: packets,
 /// bytes, first_ns, last_ns lead it).
 fn add_into_flow(value: &mut [u8], c: Counted) {
-    let mut update = |i: usize, f: &dyn Fn(u64) -> u64| {
-        if let Some(word) = value.get_mut(i * 8..i * 8 + 8) {
-            let old = u64::from_ne_bytes(word.try_into().unwrap_or_default());
-            word.copy_from_slice(&f(old).to_ne_bytes());
-        }
-    };
-    update(0, &|p| p + c.packets);
-    update(1, &|b| b + c.bytes);
-    update(3, &|l| l.max(c.last_ns));
+    set_word(value, 0, word(value, 0) + c.packets);
+    set_word(value, 1, word(value, 1) + c.bytes);
+    set_word(value, 3, word(value, 3).max(c.last_ns));
+}
+
+/// The `i`-th u64 of a map value (0 past its end: sizes are asserted in `record`).
+fn word(bytes: &[u8], i: usize) -> u64 {
+    bytes.get(i * 8..i * 8 + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_ne_bytes)
+}
+
+fn set_word(bytes: &mut [u8], i: usize, v: u64) {
+    if let Some(w) = bytes.get_mut(i * 8..i * 8 + 8) {
+        w.copy_from_slice(&v.to_ne_bytes());
+    }
 }
 
 /// Returns once every BPF program run that started before the call has
