@@ -24,7 +24,8 @@
 //! pipeline with records that cost nothing to make: finished records,
 //! encoded once, copied into the datagrams (`Front::copying`), against the
 //! same raw limit; `nosend-copy/...` is that without the send. What they
-//! leave of the raw limit is what decode and encode have to fit into. `gso/...` compare 1400-byte datagrams
+//! leave of the raw limit is what decode and encode have to fit into.
+//! `gso/...` compare 1400-byte datagrams
 //! sent with sendmmsg and with UDP_SEGMENT; on `xdp`, `raw-gso` and
 //! `pipeline-gso` send each batch padded to equal datagrams by UDP_SEGMENT
 //! (what GSO would give the pipeline; see gso.rs).
