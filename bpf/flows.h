@@ -30,14 +30,16 @@ struct {
 /*
  * The counts of every packet of a flow after its first, one slot per CPU:
  * plain adds where the shared entry needs two atomic ones, which cost the
- * counted path 7-9 ns under a flood (bpf_stats). Keyed like the flow table
- * it pairs with, and filled only for keys that table holds; user space adds
- * the slots into the flow's entry when it drains both.
+ * counted path 7-9 ns under a flood (bpf_stats). Filled only for keys the
+ * flow table they pair with holds; user space adds the slots into the
+ * flow's entry when it drains both. Flows without IPv6 addresses (IPv4,
+ * ARP, other EtherTypes) are keyed by the compact struct ts_flow_key4 in
+ * counts0/1, IPv6 flows by the whole key in counts6_0/1.
  */
 struct count_table {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 1024); /* resized by user space before load, like flows0/1 */
-	__type(key, struct ts_flow_key);
+	__type(key, struct ts_flow_key4);
 	__type(value, struct ts_flow_count);
 } counts0 SEC(".maps"), counts1 SEC(".maps");
 
@@ -49,6 +51,25 @@ struct {
 } count_tables SEC(".maps") = {
 	.values = { &counts0, &counts1 },
 };
+
+struct count6_table {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024); /* resized by user space before load, like flows0/1 */
+	__type(key, struct ts_flow_key);
+	__type(value, struct ts_flow_count);
+} counts6_0 SEC(".maps"), counts6_1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct count6_table);
+} count6_tables SEC(".maps") = {
+	.values = { &counts6_0, &counts6_1 },
+};
+
+_Static_assert(__builtin_offsetof(struct ts_flow_key4, ip_src) == __builtin_offsetof(struct ts_flow_key, ip_src),
+	       "the compact key is the wide one up to the addresses");
 
 /*
  * With -u --exemplars: exemplars sent per flow key, so that a flow is new
@@ -106,16 +127,76 @@ static __always_inline bool send_exemplar(struct report *r, struct ts_event *e, 
 	return true;
 }
 
+/* The twin key of a flow: all of it but IPv6 addresses. */
+static __always_inline void flow_key4(const struct report *r, const struct ts_packet *p, struct ts_flow_key4 *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->trap_id = r->trap_id;
+	k->ifindex = r->ifindex;
+	k->netns_ino = r->netns_ino;
+	k->skb_iif = r->skb_iif;
+	k->out_ifindex = r->out_ifindex;
+	k->source = r->source;
+	k->eth_proto = p->eth_proto;
+	k->vlan_id[0] = p->vlan_tci[0] & 0x0fff;
+	k->vlan_id[1] = p->vlan_tci[1] & 0x0fff;
+	__builtin_memcpy(k->src_mac, p->src_mac, 6);
+	__builtin_memcpy(k->dst_mac, p->dst_mac, 6);
+	if (p->layers & (TS_L_IPV4 | TS_L_IPV6)) {
+		k->ip_proto = p->ip_proto;
+		k->sport = p->sport;
+		k->dport = p->dport;
+	}
+	if (p->layers & TS_L_IPV4) {
+		__builtin_memcpy(k->ip_src, p->ip_src, 4);
+		__builtin_memcpy(k->ip_dst, p->ip_dst, 4);
+	}
+}
+
+/*
+ * The flow table's key: the twin key with the whole addresses (an IPv4
+ * packet's are its four bytes and zeros, as dissect left them).
+ */
+static __always_inline void flow_key(const struct ts_flow_key4 *k4, const struct ts_packet *p,
+				     struct ts_flow_key *key)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	__builtin_memcpy(key, k4, __builtin_offsetof(struct ts_flow_key4, ip_src));
+	if (p->layers & (TS_L_IPV4 | TS_L_IPV6)) {
+		__builtin_memcpy(key->ip_src, p->ip_src, 16);
+		__builtin_memcpy(key->ip_dst, p->ip_dst, 16);
+	}
+	key->sport = k4->sport;
+	key->dport = k4->dport;
+}
+
+/* Plain adds to this CPU's slot: no other CPU writes it, no program nests on it (enter). */
+static __always_inline void add_to_slot(struct ts_flow_count *slot, __u64 len)
+{
+	__u64 now;
+
+	slot->packets += 1;
+	slot->bytes += len;
+	now = recent_time();
+	if (now > slot->last_ns)
+		slot->last_ns = now;
+	count(TS_CNT_AGG_PACKETS);
+}
+
 /*
  * Count the packet into the active flow table. The fast path, a key already
  * there, costs the dissection, one per-CPU hash lookup and plain adds to this
  * CPU's slot: the names and strings of the exemplar are read only when a key
- * is new.
+ * is new. `wide` (IPv6 addresses: the whole key in counts6_0/1) is a
+ * constant in each of the two copies count_flow makes: a second test of the
+ * family at run time is one that verifiers before 6.12 cannot tie to the
+ * first, and they then pair one family's twin with the other's key.
  */
-static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
+static __always_inline void count_flow_in(struct report *r, struct ts_flow *fresh, const bool wide)
 {
 	__u32 table_idx = active_table & 1;
 	struct ts_event *e = &fresh->exemplar;
+	struct ts_flow_key4 key4;
 	struct ts_flow_key key;
 	struct ts_flow_count *slot;
 	struct ts_flow *flow;
@@ -129,40 +210,25 @@ static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
 	}
 	len = e->pkt.pkt_len;
 
-	__builtin_memset(&key, 0, sizeof(key));
-	key.trap_id = r->trap_id;
-	key.ifindex = r->ifindex;
-	key.netns_ino = r->netns_ino;
-	key.skb_iif = r->skb_iif;
-	key.out_ifindex = r->out_ifindex;
-	key.source = r->source;
-	key.eth_proto = e->pkt.eth_proto;
-	key.vlan_id[0] = e->pkt.vlan_tci[0] & 0x0fff;
-	key.vlan_id[1] = e->pkt.vlan_tci[1] & 0x0fff;
-	__builtin_memcpy(key.src_mac, e->pkt.src_mac, 6);
-	__builtin_memcpy(key.dst_mac, e->pkt.dst_mac, 6);
-	if (e->pkt.layers & (TS_L_IPV4 | TS_L_IPV6)) {
-		__builtin_memcpy(key.ip_src, e->pkt.ip_src, 16);
-		__builtin_memcpy(key.ip_dst, e->pkt.ip_dst, 16);
-		key.ip_proto = e->pkt.ip_proto;
-		key.sport = e->pkt.sport;
-		key.dport = e->pkt.dport;
+	flow_key4(r, &e->pkt, &key4);
+	if (wide) {
+		flow_key(&key4, &e->pkt, &key);
+		counts = bpf_map_lookup_elem(&count6_tables, &table_idx);
+		if (!counts)
+			return;
+		slot = bpf_map_lookup_elem(counts, &key);
+	} else {
+		counts = bpf_map_lookup_elem(&count_tables, &table_idx);
+		if (!counts)
+			return;
+		slot = bpf_map_lookup_elem(counts, &key4);
 	}
-
-	counts = bpf_map_lookup_elem(&count_tables, &table_idx);
-	if (!counts)
-		return;
-	slot = bpf_map_lookup_elem(counts, &key);
 	if (slot) {
-		/* This CPU's slot: no other CPU writes it, no program nests on it (enter). */
-		slot->packets += 1;
-		slot->bytes += len;
-		now = recent_time();
-		if (now > slot->last_ns)
-			slot->last_ns = now;
-		count(TS_CNT_AGG_PACKETS);
+		add_to_slot(slot, len);
 		return;
 	}
+	if (!wide)
+		flow_key(&key4, &e->pkt, &key);
 	table = bpf_map_lookup_elem(&flow_tables, &table_idx);
 	if (!table)
 		return;
@@ -185,7 +251,7 @@ static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
 			 */
 			struct ts_flow_count none = {};
 
-			bpf_map_update_elem(counts, &key, &none, BPF_NOEXIST);
+			bpf_map_update_elem(counts, wide ? (void *)&key : (void *)&key4, &none, BPF_NOEXIST);
 			/*
 			 * Constant indices: the verifier loses the bound on table_idx
 			 * across the helper calls. No fetch: atomics that return a
@@ -223,6 +289,14 @@ static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
 	if (now > flow->last_ns)
 		flow->last_ns = now;
 	count(TS_CNT_AGG_PACKETS);
+}
+
+static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
+{
+	if (fresh->exemplar.pkt.layers & TS_L_IPV6)
+		count_flow_in(r, fresh, true);
+	else
+		count_flow_in(r, fresh, false);
 }
 
 #endif /* TRAPSTREAM_FLOWS_H */

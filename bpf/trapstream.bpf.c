@@ -74,6 +74,7 @@ __u32 sdk_seen;
 const volatile struct ts_event ts_event_abi = {};
 const volatile struct ts_raw ts_raw_abi = {};
 const volatile struct ts_flow_key ts_flow_key_abi = {};
+const volatile struct ts_flow_key4 ts_flow_key4_abi = {};
 const volatile struct ts_flow ts_flow_abi = {};
 const volatile struct ts_flow_count ts_flow_count_abi = {};
 const volatile struct ts_filter_key ts_filter_key_abi = {};

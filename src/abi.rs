@@ -8,7 +8,7 @@ pub(crate) mod skel {
 }
 
 pub use skel::types::{
-    ts_event, ts_filter_key, ts_flow, ts_flow_count, ts_flow_key, ts_packet, ts_raw, ts_wjh,
+    ts_event, ts_filter_key, ts_flow, ts_flow_count, ts_flow_key, ts_flow_key4, ts_packet, ts_raw, ts_wjh,
 };
 
 // SAFETY: these are repr(C) structs of integers and integer arrays with no

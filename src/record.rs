@@ -268,6 +268,8 @@ pub const SKB_EVENT_SIZE: usize = 160;
 /// Sizes of `struct ts_flow_key` and `struct ts_flow`.
 pub const FLOW_KEY_SIZE: usize = 80;
 pub const FLOW_SIZE: usize = 32 + EVENT_SIZE;
+/// Size of `struct ts_flow_key4`, the twin key of a flow without IPv6 addresses.
+pub const FLOW_KEY4_SIZE: usize = 56;
 /// Size of `struct ts_flow_count`, one CPU's slot of a flow's counts.
 pub const FLOW_COUNT_SIZE: usize = 24;
 const _: () = assert!(std::mem::size_of::<abi::ts_event>() == EVENT_SIZE);
@@ -278,6 +280,34 @@ const _: () = assert!(std::mem::size_of::<abi::ts_wjh>() == 64);
 const _: () = assert!(std::mem::size_of::<abi::ts_flow_key>() == FLOW_KEY_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_flow>() == FLOW_SIZE);
 const _: () = assert!(std::mem::size_of::<abi::ts_flow_count>() == FLOW_COUNT_SIZE);
+const _: () = assert!(std::mem::size_of::<abi::ts_flow_key4>() == FLOW_KEY4_SIZE);
+
+/// Where the addresses and ports lie in the wide key and the compact one;
+/// everything before the addresses is laid out alike in both.
+const KEY_SRC: usize = std::mem::offset_of!(abi::ts_flow_key, ip_src);
+const KEY_DST: usize = std::mem::offset_of!(abi::ts_flow_key, ip_dst);
+const KEY_PORTS: usize = std::mem::offset_of!(abi::ts_flow_key, sport);
+const KEY4_DST: usize = std::mem::offset_of!(abi::ts_flow_key4, ip_dst);
+const KEY4_PORTS: usize = std::mem::offset_of!(abi::ts_flow_key4, sport);
+const _: () = assert!(std::mem::offset_of!(abi::ts_flow_key4, ip_src) == KEY_SRC);
+const _: () = assert!(KEY4_DST == KEY_SRC + 4 && KEY4_PORTS == KEY4_DST + 4);
+const _: () = assert!(KEY4_PORTS + 4 == FLOW_KEY4_SIZE);
+const _: () = assert!(KEY_PORTS + 4 == FLOW_KEY_SIZE);
+
+/// The flow table's key (`struct ts_flow_key`) of a compact twin key: the
+/// four-byte addresses in the first bytes of the wide ones, zeros after
+/// them, as the kernel keys the same flow in its table (count_flow).
+/// None when `compact` is not a whole compact key.
+pub fn widen_flow_key(compact: &[u8]) -> Option<[u8; FLOW_KEY_SIZE]> {
+    if compact.len() != FLOW_KEY4_SIZE {
+        return None;
+    }
+    let mut key = [0u8; FLOW_KEY_SIZE];
+    key[..KEY_SRC + 4].copy_from_slice(&compact[..KEY_SRC + 4]);
+    key[KEY_DST..KEY_DST + 4].copy_from_slice(&compact[KEY4_DST..KEY4_PORTS]);
+    key[KEY_PORTS..].copy_from_slice(&compact[KEY4_PORTS..]);
+    Some(key)
+}
 
 /// The ABI's value for a trap type (TS_TRAP_TYPE_*): what `sdk_trap_types`
 /// holds and what bit `1 << value` of the kernel's trap-type mask stands for.

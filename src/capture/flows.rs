@@ -9,15 +9,26 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use crate::abi::skel;
 use crate::error::{Error, Result};
-use crate::record::{FLOW_COUNT_SIZE, FLOW_KEY_SIZE, FLOW_SIZE};
+use crate::record::{widen_flow_key, FLOW_COUNT_SIZE, FLOW_KEY4_SIZE, FLOW_KEY_SIZE, FLOW_SIZE};
 
 type FlowKey = [u8; FLOW_KEY_SIZE];
 
-/// Which map of a table a drain reads: the flows, or their per-CPU twin.
+/// Which map of a table a drain reads: the flows, or one of their per-CPU
+/// twins (compact keys: flows without IPv6 addresses; wide keys: IPv6).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Table {
     Flows,
     Counts,
+    Counts6,
+}
+
+impl Table {
+    fn key_size(self) -> usize {
+        match self {
+            Table::Counts => FLOW_KEY4_SIZE,
+            Table::Flows | Table::Counts6 => FLOW_KEY_SIZE,
+        }
+    }
 }
 
 /// A flow's per-CPU counts (`struct ts_flow_count`), summed over the CPUs.
@@ -35,12 +46,14 @@ struct Counted {
 /// waits until no program can still be writing the old table, and only then
 /// reads and empties it: no increment can land between a read and a delete.
 ///
-/// Each flow table has a per-CPU twin (`counts0/1`) that counts a flow's
-/// packets after its first; a drain empties the twin first and adds its
-/// sums into the flow's entry, so `on_flow` sees every packet of the flow.
+/// Each flow table has per-CPU twins (`counts0/1` and `counts6_0/1`) that
+/// count a flow's packets after its first; a drain empties the twins first
+/// and adds their sums into the flow's entry, so `on_flow` sees every packet
+/// of the flow.
 pub struct FlowTables<'obj> {
     tables: [libbpf_rs::MapHandle; 2],
     counts: [libbpf_rs::MapHandle; 2],
+    counts6: [libbpf_rs::MapHandle; 2],
     shared: SharedWords<'obj>,
     active: usize,
     keys: Vec<u8>,
@@ -72,6 +85,7 @@ impl<'obj> FlowTables<'obj> {
         bss: &'obj mut skel::types::bss,
         flows: [&libbpf_rs::MapMut<'_>; 2],
         counts: [&libbpf_rs::MapMut<'_>; 2],
+        counts6: [&libbpf_rs::MapMut<'_>; 2],
     ) -> Result<FlowTables<'obj>> {
         let bss: *mut skel::types::bss = bss;
         // SAFETY: bss points to the .bss mmap, valid for 'obj (the lifetime
@@ -95,6 +109,7 @@ impl<'obj> FlowTables<'obj> {
         Ok(FlowTables {
             tables: [handle(flows[0])?, handle(flows[1])?],
             counts: [handle(counts[0])?, handle(counts[1])?],
+            counts6: [handle(counts6[0])?, handle(counts6[1])?],
             shared,
             active: 0,
             keys: Vec::new(),
@@ -138,7 +153,9 @@ impl FlowTables<'_> {
     fn drain_table(&mut self, idx: usize, on_flow: &mut dyn FnMut(&[u8])) -> Result<usize> {
         self.counted.clear();
         let mut counted = std::mem::take(&mut self.counted);
-        self.drain_map(Table::Counts, idx, &mut |key, per_cpu| add_counts(&mut counted, key, per_cpu))?;
+        for twin in [Table::Counts, Table::Counts6] {
+            self.drain_map(twin, idx, &mut |key, per_cpu| add_counts(&mut counted, key, per_cpu))?;
+        }
         let mut flow = Vec::with_capacity(FLOW_SIZE);
         let drained = self.drain_map(Table::Flows, idx, &mut |key, value| {
             flow.clear();
@@ -178,21 +195,22 @@ impl FlowTables<'_> {
         let fd = self.map(table, idx).as_fd().as_raw_fd();
         let value_size = match table {
             Table::Flows => FLOW_SIZE,
-            Table::Counts => self.cpus * FLOW_COUNT_SIZE,
+            Table::Counts | Table::Counts6 => self.cpus * FLOW_COUNT_SIZE,
         };
         if self.batch_supported {
-            if let Some(n) = self.drain_batched(fd, value_size, on_entry)? {
+            if let Some(n) = self.drain_batched(fd, table.key_size(), value_size, on_entry)? {
                 return Ok(n);
             }
             self.batch_supported = false;
         }
-        drain_one_by_one(self.map(table, idx), table == Table::Counts, on_entry)
+        drain_one_by_one(self.map(table, idx), table != Table::Flows, on_entry)
     }
 
     fn map(&self, table: Table, idx: usize) -> &libbpf_rs::MapHandle {
         match table {
             Table::Flows => &self.tables[idx],
             Table::Counts => &self.counts[idx],
+            Table::Counts6 => &self.counts6[idx],
         }
     }
 
@@ -203,6 +221,7 @@ impl FlowTables<'_> {
     fn drain_batched(
         &mut self,
         fd: std::os::fd::RawFd,
+        key_size: usize,
         value_size: usize,
         on_entry: &mut dyn FnMut(&[u8], &[u8]),
     ) -> Result<Option<usize>> {
@@ -216,7 +235,7 @@ impl FlowTables<'_> {
             ..Default::default()
         };
         loop {
-            self.keys.resize(batch * FLOW_KEY_SIZE, 0);
+            self.keys.resize(batch * key_size, 0);
             self.values.resize(batch * value_size, 0);
             let mut count = batch as u32;
             let in_ptr = if first { std::ptr::null_mut() } else { (&mut token_in as *mut u64).cast() };
@@ -250,7 +269,7 @@ impl FlowTables<'_> {
                 });
             }
             let count = (count as usize).min(batch);
-            let keys = self.keys[..count * FLOW_KEY_SIZE].chunks_exact(FLOW_KEY_SIZE);
+            let keys = self.keys[..count * key_size].chunks_exact(key_size);
             for (key, value) in keys.zip(self.values[..count * value_size].chunks_exact(value_size)) {
                 on_entry(key, value);
             }
@@ -290,9 +309,10 @@ fn drain_one_by_one(
     Ok(keys.len())
 }
 
-/// Adds one key's per-CPU slots (`struct ts_flow_count` each) into `counted`.
+/// Adds one key's per-CPU slots (`struct ts_flow_count` each) into
+/// `counted`, under the flow table's (wide) key of the flow.
 fn add_counts(counted: &mut HashMap<FlowKey, Counted>, key: &[u8], per_cpu: &[u8]) {
-    let Ok(key) = FlowKey::try_from(key) else { return };
+    let Some(key) = FlowKey::try_from(key).ok().or_else(|| widen_flow_key(key)) else { return };
     let sum = counted.entry(key).or_default();
     for slot in per_cpu.chunks_exact(FLOW_COUNT_SIZE) {
         sum.packets += word(slot, 0);

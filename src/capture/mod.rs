@@ -144,14 +144,7 @@ impl<'obj> Capture<'obj> {
             }
         }
         open.maps.events.set_max_entries(cfg.ring_size).map_err(Error::bpf("sizing the ring buffer"))?;
-        // Tables are preallocated: without aggregation keep them one entry small.
-        for table in
-            [&mut open.maps.flows0, &mut open.maps.flows1, &mut open.maps.counts0, &mut open.maps.counts1]
-        {
-            table
-                .set_max_entries(cfg.flow_capacity.unwrap_or(1))
-                .map_err(Error::bpf("sizing the flow tables"))?;
-        }
+        size_flow_tables(&mut open.maps, cfg.flow_capacity)?;
         open.maps
             .exemplar_seen
             .set_max_entries(exemplar_memory(cfg))
@@ -204,7 +197,12 @@ impl<'obj> Capture<'obj> {
             .take()
             .ok_or_else(|| Error::Usage("the flow tables were already handed out".into()))?;
         let maps = &self.skel.maps;
-        FlowTables::new(shared, [&maps.flows0, &maps.flows1], [&maps.counts0, &maps.counts1])
+        FlowTables::new(
+            shared,
+            [&maps.flows0, &maps.flows1],
+            [&maps.counts0, &maps.counts1],
+            [&maps.counts6_0, &maps.counts6_1],
+        )
     }
 
     pub fn attach(&mut self, cfg: &CaptureConfig, support: KernelSupport) -> Result<()> {
@@ -314,4 +312,20 @@ fn recursion_misses(prog: &impl AsFd) -> Result<u64> {
         });
     }
     Ok(info.recursion_misses)
+}
+
+/// Sizes the flow tables and their twins to `capacity` keys each (-u).
+/// They are preallocated: without aggregation they stay one entry small.
+fn size_flow_tables(maps: &mut abi::skel::OpenTrapstreamMaps<'_>, capacity: Option<u32>) -> Result<()> {
+    for table in [
+        &mut maps.flows0,
+        &mut maps.flows1,
+        &mut maps.counts0,
+        &mut maps.counts1,
+        &mut maps.counts6_0,
+        &mut maps.counts6_1,
+    ] {
+        table.set_max_entries(capacity.unwrap_or(1)).map_err(Error::bpf("sizing the flow tables"))?;
+    }
+    Ok(())
 }

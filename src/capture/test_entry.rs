@@ -82,13 +82,7 @@ pub fn time_handler(frame: &[u8], repeat: u32, flow_capacity: Option<u32>) -> Re
         rodata.flow_capacity = flow_capacity.unwrap_or(1);
         // 100,000 events of 328 bytes with their headers fit in 64 MiB.
         open.maps.events.set_max_entries(64 << 20).map_err(Error::bpf("sizing the ring buffer"))?;
-        for table in
-            [&mut open.maps.flows0, &mut open.maps.flows1, &mut open.maps.counts0, &mut open.maps.counts1]
-        {
-            table
-                .set_max_entries(flow_capacity.unwrap_or(1))
-                .map_err(Error::bpf("sizing the flow tables"))?;
-        }
+        super::size_flow_tables(&mut open.maps, flow_capacity)?;
         Ok(())
     })?;
     let input = libbpf_rs::ProgramInput { data_in: Some(frame), repeat, ..Default::default() };

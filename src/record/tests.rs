@@ -349,3 +349,54 @@ fn other_cookies_are_left_opaque() {
     assert_eq!(acl_event("devlink_dummy", "flow_action_drop", &[1, 2, 3], 3), None);
     assert_eq!(acl_event("devlink_dummy", "flow_action_drop", &[1, 2, 3, 4, 5, 6, 7, 8], 8), None);
 }
+
+/// A twin's compact key widens to the flow table's key of the same flow,
+/// field by field as count_flow builds both (the bytes past an IPv4
+/// address zero), and nothing but a whole compact key widens.
+#[test]
+fn compact_flow_keys_widen_to_the_flow_tables_key() {
+    let compact = abi::ts_flow_key4 {
+        trap_id: 0x1122_3344_5566_7788,
+        ifindex: 7,
+        netns_ino: 0x4000_0001,
+        skb_iif: 9,
+        out_ifindex: 11,
+        source: 2,
+        ip_proto: 17,
+        eth_proto: 0x0008,
+        vlan_id: [100, 200],
+        src_mac: [1, 2, 3, 4, 5, 6],
+        dst_mac: [7, 8, 9, 10, 11, 12],
+        ip_src: [10, 0, 0, 1],
+        ip_dst: [192, 0, 2, 77],
+        sport: 0x409c,
+        dport: 0x3500,
+    };
+    let mut ip_src = [0u8; 16];
+    ip_src[..4].copy_from_slice(&compact.ip_src);
+    let mut ip_dst = [0u8; 16];
+    ip_dst[..4].copy_from_slice(&compact.ip_dst);
+    let wide = abi::ts_flow_key {
+        trap_id: compact.trap_id,
+        ifindex: compact.ifindex,
+        netns_ino: compact.netns_ino,
+        skb_iif: compact.skb_iif,
+        out_ifindex: compact.out_ifindex,
+        source: compact.source,
+        ip_proto: compact.ip_proto,
+        eth_proto: compact.eth_proto,
+        vlan_id: compact.vlan_id,
+        src_mac: compact.src_mac,
+        dst_mac: compact.dst_mac,
+        ip_src,
+        ip_dst,
+        sport: compact.sport,
+        dport: compact.dport,
+    };
+    // SAFETY: both keys are plain repr(C) structs without padding (their
+    // sizes are asserted in record.rs against the C layout).
+    let (compact, wide) = unsafe { (plain::as_bytes(&compact), plain::as_bytes(&wide)) };
+    assert_eq!(widen_flow_key(compact).as_ref().map(|k| &k[..]), Some(wide));
+    assert_eq!(widen_flow_key(&compact[1..]), None);
+    assert_eq!(widen_flow_key(wide), None);
+}
