@@ -389,7 +389,9 @@ pub fn decode_with_raw(bytes: &[u8], boot_to_wall_ns: i64) -> Result<(Record, Op
     let raw = match flags & TS_EV_RAW {
         0 => None,
         // Raw bytes follow only a whole event: a short record saying so is malformed.
-        _ => raw::decode_raw(bytes.get(EVENT_SIZE..).ok_or(Error::RecordSize { len: bytes.len(), expected: EVENT_SIZE })?)?,
+        _ => raw::decode_raw(
+            bytes.get(EVENT_SIZE..).ok_or(Error::RecordSize { len: bytes.len(), expected: EVENT_SIZE })?,
+        )?,
     };
     Ok((rec, raw))
 }

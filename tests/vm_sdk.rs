@@ -242,8 +242,12 @@ fn check_kernel(version: &str) {
         ]
         .into()
     } else {
-        [(k("tail_drop", 1234, "-"), 70), (k("tail_drop", 1235, "-"), 10), (k("blackhole_route", 1234, "-"), 35)]
-            .into()
+        [
+            (k("tail_drop", 1234, "-"), 70),
+            (k("tail_drop", 1235, "-"), 10),
+            (k("blackhole_route", 1234, "-"), 35),
+        ]
+        .into()
     };
     assert_eq!(counts, expected, "{version}: -u counts; {stats}");
 
@@ -255,7 +259,10 @@ fn check_kernel(version: &str) {
     let (_, unknown) = taxonomy::classify_sdk("not_a_known_sdk_trap");
     let r = &recs[0];
     assert_eq!(r["trapName"], "not_a_known_sdk_trap", "{r}");
-    assert_eq!((&r["trapType"], &r["message"], &r["severity"]), (&"drop".into(), &"fwdDrop".into(), &"Error".into()));
+    assert_eq!(
+        (&r["trapType"], &r["message"], &r["severity"]),
+        (&"drop".into(), &"fwdDrop".into(), &"Error".into())
+    );
     assert_eq!(r["dropReason"], "not_a_known_sdk_trap", "{r}");
     assert_eq!(r["description"], unknown.description, "{r}");
     assert_eq!(r["dropType"], "l3", "{r}");
@@ -265,7 +272,11 @@ fn check_kernel(version: &str) {
     assert_eq!(r["dropType"], "l2", "{r}");
     // Names and groups are kept to 47 and 31 bytes, as the ABI says.
     let r = &recs[2];
-    assert_eq!(r["trapName"], &"abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefgh"[..47], "{r}");
+    assert_eq!(
+        r["trapName"],
+        &"abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefgh"[..47],
+        "{r}"
+    );
     assert_eq!(r["description"], unknown.description, "{r}");
     let r = &recs[3];
     assert_eq!(r["trapName"], "blackhole_neigh", "{r}");
@@ -284,7 +295,10 @@ fn check_kernel(version: &str) {
     let first32: String = (0..32).map(|b| format!("{b:02x}")).collect();
     assert_eq!(r["flowActionCookie"], first32.as_str(), "{r}");
     assert_eq!(r["flowActionCookieLength"], 64, "{r}");
-    assert!(r.get("aclRuleValue").is_none() && r.get("aclDirection").is_none(), "not an SDK rule cookie: {r}");
+    assert!(
+        r.get("aclRuleValue").is_none() && r.get("aclDirection").is_none(),
+        "not an SDK rule cookie: {r}"
+    );
     let r = &recs[8];
     for field in EXTENDED {
         assert!(r.get(field).is_none(), "no egress device, nothing valid: {r}");

@@ -29,7 +29,8 @@ fn rejects_short_and_unknown_records() {
 
 #[test]
 fn a_kernel_drop_record_is_the_leading_part_of_the_event() {
-    let mut raw = abi::ts_event { kind: TS_KIND_EVENT, source: TS_SOURCE_SKB, ifindex: 4, ..Default::default() };
+    let mut raw =
+        abi::ts_event { kind: TS_KIND_EVENT, source: TS_SOURCE_SKB, ifindex: 4, ..Default::default() };
     raw.pkt.pkt_len = 98;
     let whole = raw_bytes(&raw);
     let rec = decode(&whole[..SKB_EVENT_SIZE], 0).unwrap();
