@@ -12,7 +12,8 @@
 //!   so that with no reader the ring never fills and every run does the same).
 //! - `flow-floor` (`flow_floor`): what any design that counts per flow in the
 //!   kernel must do: copy 64 bytes of headers to the stack, look a key of
-//!   trapstream's size (80 bytes) up in a per-CPU hash table, and add to
+//!   the size trapstream counts an IPv4 flow's slots by (56 bytes,
+//!   `struct ts_flow_key4`) up in a per-CPU hash table, and add to
 //!   this CPU's packet and byte counters (plain adds: a slot per CPU, as
 //!   trapstream's tables have, needs no atomics). The key is always the same
 //!   one, present, so this is the fast path with no parse and no key building.
@@ -55,7 +56,7 @@ pub struct Attached {
     _map: Option<OwnedFd>,
 }
 
-const KEY_SIZE: u32 = 80;
+const KEY_SIZE: u32 = 56;
 const COPY: i32 = 64;
 
 // Helper numbers from the kernel's UAPI (enum bpf_func_id).
