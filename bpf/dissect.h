@@ -368,6 +368,12 @@ static __always_inline void dissect(struct sk_buff *skb, struct ts_packet *p, st
 		p->pkt_len = skb->len + (data_off - start);
 	else if (skb->len > start - data_off)
 		p->pkt_len = skb->len - (start - data_off);
+	/*
+	 * A tag in metadata was on the wire: count it, so that a frame's length
+	 * (and a flow's bytes) do not depend on whether the device offloads VLANs.
+	 */
+	if (ntags && p->pkt_len)
+		p->pkt_len += 4;
 	cap = tail - start;
 	if (cap > TS_SNAP_LEN)
 		cap = TS_SNAP_LEN;

@@ -80,12 +80,21 @@ fn expected_packet(s: &Sent, ethernet: Option<Value>, got: &Value) -> Value {
             "srcPortName": t["srcPortName"], "dstPortName": t["dstPortName"],
             "udpLength": udp_len,
         },
-        "length": ip_len + if v6 { 40 } else { 0 } + if ethernet.is_some() { 14 } else { 0 },
+        "length": ip_len + if v6 { 40 } else { 0 } + frame_header_len(ethernet.as_ref()),
     });
     if let Some(eth) = ethernet {
         packet["ETHERNET"] = eth;
     }
     packet
+}
+
+/// The Ethernet header's bytes on the wire: 14, and 4 a VLAN tag (in the
+/// frame or, as the length counts it too, in skb metadata).
+fn frame_header_len(ethernet: Option<&Value>) -> usize {
+    let tags = ethernet.map_or(0, |e| {
+        usize::from(e.get("vlanTpid").is_some()) + usize::from(e.get("innerVlanId").is_some())
+    });
+    ethernet.map_or(0, |_| 14 + 4 * tags)
 }
 
 /// Where the kernel reported a drop: on the port the packet came in by, or
@@ -303,6 +312,74 @@ fn veth_receive_still_decodes_ethernet() {
     let (r4, r6): (Vec<Value>, Vec<Value>) = all.into_iter().partition(|r| r["packet"]["IP"]["version"] == 4);
     assert_records(&r4, netns, "NO_SOCKET", Port::In(dev.0, dev.1), &sent4, Some(eth(0x0800)));
     assert_records(&r6, netns, "NO_SOCKET", Port::In(dev.0, dev.1), &sent6, Some(eth(0x86dd)));
+}
+
+/// A VLAN tag that B's stack moves out of the frame into skb metadata (every
+/// tagged frame is untagged on receive), reported from there when the frame
+/// is dropped before the stack clears the tag: by a netdev ingress chain on
+/// B's veth (NETFILTER_DROP). The frame's bytes no longer carry the tag; the
+/// record has its VLAN id, priority, DEI and TPID, for 802.1Q and 802.1ad.
+/// (Without the chain, B would drop these frames as OTHERHOST, a VLAN of
+/// which it has no device, after clearing the tag: nothing left to report.)
+#[test]
+fn a_vlan_tag_in_skb_metadata_is_reported() {
+    let hosts = Hosts::new();
+    let nft = |args: &[&str]| common::nft(&hosts.ns_b, args);
+    nft(&["add", "table", "netdev", "ts"]);
+    let hook = format!("{{ type filter hook ingress device \"{}\" priority 0 ; }}", hosts.dev_b);
+    nft(&["add", "chain", "netdev", "ts", "in", &hook]);
+    nft(&["add", "rule", "netdev", "ts", "in", "udp", "dport", "45011-45012", "drop"]);
+    let cfg = TempConfig::only_netns(&hosts.ns_b);
+    let pcap = std::env::temp_dir().join(format!("trapstream-vlan-{}.pcapng", std::process::id()));
+    let pcap_arg = pcap.to_str().expect("a UTF-8 temp path");
+    let ts = Trapstream::start(&["--stdout", "--source", "skb", "--config", cfg.arg(), "--pcap", pcap_arg]);
+    let frame = |tpid: u16, tci: u16, ether_type: u16, src: &str, dst: &str, dport: u16| {
+        let mut f = common::mac_bytes(MAC_B).to_vec();
+        f.extend_from_slice(&common::mac_bytes(MAC_A));
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&tci.to_be_bytes());
+        f.extend_from_slice(&ether_type.to_be_bytes());
+        let (s, d): (IpAddr, IpAddr) = (src.parse().expect("src"), dst.parse().expect("dst"));
+        f.extend(ip_udp_packet(s, d, 61, 37778, dport, &[0x5a; PAYLOAD]));
+        f
+    };
+    // Priority 5, DEI 0, VLAN 100 over IPv4; priority 2, DEI 1, VLAN 3001 (802.1ad) over IPv6.
+    hosts.send_frame(&frame(0x8100, 5 << 13 | 100, 0x0800, &hosts.v4_a, &hosts.v4_b, 45011));
+    hosts.send_frame(&frame(0x88a8, 2 << 13 | 1 << 12 | 3001, 0x86dd, &hosts.v6_a, &hosts.v6_b, 45012));
+    let all = records(ts);
+    let netns = Hosts::netns_ino(&hosts.ns_b);
+    let dev = (hosts.dev_b.as_str(), Hosts::ifindex(&hosts.ns_b, &hosts.dev_b));
+    let eth = |ether_type: u16, vid: u16, pcp: u8, dei: u8, tpid: &str| {
+        json!({"etherTypeName": format!("{ether_type:#x}"), "etherType": ether_type,
+               "srcMac": MAC_A, "dstMac": MAC_B, "vlanId": vid, "pcp": pcp, "dei": dei, "vlanTpid": tpid})
+    };
+    let sent4 =
+        [Sent { src: &hosts.v4_a, dst: &hosts.v4_b, ttl: 61, sport: 37778, dport: 45011, id: Some(0x1234) }];
+    let sent6 = [Sent { src: &hosts.v6_a, dst: &hosts.v6_b, ttl: 61, sport: 37778, dport: 45012, id: None }];
+    let (r4, r6): (Vec<Value>, Vec<Value>) = all.into_iter().partition(|r| r["packet"]["IP"]["version"] == 4);
+    let port = || Port::In(dev.0, dev.1);
+    let drop = "NETFILTER_DROP";
+    assert_records(&r4, netns, drop, port(), &sent4, Some(eth(0x0800, 100, 5, 0, "0x8100")));
+    assert_records(&r6, netns, drop, port(), &sent6, Some(eth(0x86dd, 3001, 2, 1, "0x88a8")));
+    // The capture has the tag back after the MAC addresses, and the length
+    // the records give (read as root through stdin: tshark runs as nobody).
+    let file = std::fs::File::open(&pcap).expect("the capture file");
+    let _ = std::fs::remove_file(&pcap);
+    let out = common::tshark(&["eth.type", "frame.len", "frame.cap_len", "udp.dstport"])
+        .args(["-r", "-"])
+        .stdin(file)
+        .output()
+        .expect("run tshark");
+    assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
+    // Only the test's frames: B drops its own neighbour discovery as well.
+    let mut seen: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.ends_with("\t45011") || l.ends_with("\t45012"))
+        .map(String::from)
+        .collect();
+    seen.sort();
+    let (len4, len6) = (14 + 4 + 20 + 8 + PAYLOAD, 14 + 4 + 40 + 8 + PAYLOAD);
+    assert_eq!(seen, [format!("0x8100\t{len4}\t{len4}\t45011"), format!("0x88a8\t{len6}\t{len6}\t45012")]);
 }
 
 /// A tunnel that carries Ethernet (vxlan, ARPHRD_ETHER) between A and B over

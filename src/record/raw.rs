@@ -47,12 +47,12 @@ pub(super) fn decode_raw(tail: &[u8]) -> Result<Option<RawFrame>> {
     let mut frame = RawFrame { link, orig_len: raw.orig_len.max(raw.cap_len.into()), bytes: bytes.to_vec() };
     // A tag the device kept in skb metadata was on the wire after the two
     // MAC addresses: put it back, as a capture on the port would show it.
+    // The kernel's length counts it already (dissect).
     if raw.vlan_accel != 0 && link == Link::Ethernet && frame.bytes.len() >= 12 {
         let mut tag = [0u8; 4];
         tag[..2].copy_from_slice(&raw.vlan_tpid.to_be_bytes());
         tag[2..].copy_from_slice(&raw.vlan_tci.to_be_bytes());
         frame.bytes.splice(12..12, tag);
-        frame.orig_len = frame.orig_len.saturating_add(4);
     }
     Ok(Some(frame))
 }
@@ -78,9 +78,9 @@ mod tests {
     #[test]
     fn a_tag_from_skb_metadata_goes_back_after_the_mac_addresses() {
         let frame: Vec<u8> = (0..20).collect();
-        let got = decode_raw(&tail(TS_RAW_LINK_ETHER, Some((0x8100, 0x2064)), &frame, 60)).unwrap().unwrap();
+        let got = decode_raw(&tail(TS_RAW_LINK_ETHER, Some((0x8100, 0x2064)), &frame, 64)).unwrap().unwrap();
         assert_eq!(got.link, Link::Ethernet);
-        assert_eq!(got.orig_len, 64, "the tag is on the wire");
+        assert_eq!(got.orig_len, 64, "the kernel's length, which counts the tag");
         assert_eq!(&got.bytes[..12], &frame[..12]);
         assert_eq!(&got.bytes[12..16], &[0x81, 0x00, 0x20, 0x64]);
         assert_eq!(&got.bytes[16..], &frame[12..]);
