@@ -7,6 +7,20 @@
 #define TRAPSTREAM_FLOWS_H
 
 /*
+ * The array of maps through which the programs reach table `active_table`
+ * of a double-buffered pair: user space flips the index, never the maps.
+ */
+#define SELECTOR(name, table_type, first, second)          \
+	struct {                                           \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);  \
+		__uint(max_entries, 2);                    \
+		__type(key, __u32);                        \
+		__array(values, struct table_type);        \
+	} name SEC(".maps") = {                            \
+		.values = { &first, &second },             \
+	}
+
+/*
  * Plain hash tables, not LRU: an LRU makes room by evicting a counted entry,
  * which is exactly the silent loss aggregation must not have. A full table
  * refuses the key and the packet is sent alone instead.
@@ -17,15 +31,7 @@ struct flow_table {
 	__type(key, struct ts_flow_key);
 	__type(value, struct ts_flow);
 } flows0 SEC(".maps"), flows1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__array(values, struct flow_table);
-} flow_tables SEC(".maps") = {
-	.values = { &flows0, &flows1 },
-};
+SELECTOR(flow_tables, flow_table, flows0, flows1);
 
 /*
  * The counts of every packet of a flow after its first, one slot per CPU:
@@ -42,15 +48,7 @@ struct count_table {
 	__type(key, struct ts_flow_key4);
 	__type(value, struct ts_flow_count);
 } counts0 SEC(".maps"), counts1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__array(values, struct count_table);
-} count_tables SEC(".maps") = {
-	.values = { &counts0, &counts1 },
-};
+SELECTOR(count_tables, count_table, counts0, counts1);
 
 struct count6_table {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -58,15 +56,7 @@ struct count6_table {
 	__type(key, struct ts_flow_key);
 	__type(value, struct ts_flow_count);
 } counts6_0 SEC(".maps"), counts6_1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__array(values, struct count6_table);
-} count6_tables SEC(".maps") = {
-	.values = { &counts6_0, &counts6_1 },
-};
+SELECTOR(count6_tables, count6_table, counts6_0, counts6_1);
 
 _Static_assert(__builtin_offsetof(struct ts_flow_key4, ip_src) == __builtin_offsetof(struct ts_flow_key, ip_src),
 	       "the compact key is the wide one up to the addresses");
