@@ -18,6 +18,17 @@ fn only_our_drops(hosts: &Hosts) -> TempConfig {
     ))
 }
 
+/// trapstream on this test's drops only, with `options`, sending JSON to
+/// 127.0.0.1:`port`; the config file must outlive it.
+fn start_to_udp(hosts: &Hosts, port: u16, options: &[&str]) -> (Trapstream, TempConfig) {
+    let cfg = only_our_drops(hosts);
+    let port = port.to_string();
+    let mut args = vec!["--source", "skb", "-c", cfg.arg()];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["127.0.0.1", &port]);
+    (Trapstream::start(&args), cfg)
+}
+
 /// Records (not trapstream's own counters) in JSON datagrams.
 fn records(datagrams: &[Vec<u8>]) -> u64 {
     datagrams
@@ -73,26 +84,10 @@ fn flood_then_stop(hosts: &Hosts, ts: Trapstream, collector: &Collector, ports: 
 #[test]
 fn ring_buffer_overflow_is_counted_exactly() {
     let hosts = Hosts::new();
-    let cfg = only_our_drops(&hosts);
     let collector = Collector::bind("127.0.0.1:0");
-    let port = collector.port().to_string();
     // One page holds a dozen events; the poll thread sleeps 5 ms when idle.
-    let ts = Trapstream::start(&[
-        "--source",
-        "skb",
-        "-c",
-        cfg.arg(),
-        "--ring-size",
-        "4096",
-        "-b",
-        "20",
-        "--max-datagram",
-        "65000",
-        "-i",
-        "0.05",
-        "127.0.0.1",
-        &port,
-    ]);
+    let options = ["--ring-size", "4096", "-b", "20", "--max-datagram", "65000", "-i", "0.05"];
+    let (ts, _cfg) = start_to_udp(&hosts, collector.port(), &options);
     let stats = flood_then_stop(&hosts, ts, &collector, &[44000, 44001, 44002]);
     assert!(counter(&stats, "ring_lost") > 0, "a 4 KiB ring must overflow under this flood: {stats}");
 }
@@ -103,21 +98,8 @@ fn ring_buffer_overflow_is_counted_exactly() {
 #[test]
 fn a_burst_beyond_the_queue_waits_in_the_ring() {
     let hosts = Hosts::new();
-    let cfg = only_our_drops(&hosts);
     let collector = Collector::bind("127.0.0.1:0");
-    let port = collector.port().to_string();
-    let ts = Trapstream::start(&[
-        "--source",
-        "skb",
-        "-c",
-        cfg.arg(),
-        "--channel-depth",
-        "1",
-        "-b",
-        "1",
-        "127.0.0.1",
-        &port,
-    ]);
+    let (ts, _cfg) = start_to_udp(&hosts, collector.port(), &["--channel-depth", "1", "-b", "1"]);
     let stats = flood_then_stop(&hosts, ts, &collector, &[44100, 44101]);
     for lost in ["ring_lost", "channel_lost", "send_lost"] {
         assert_eq!(counter(&stats, lost), 0, "4000 drops fit the 4 MiB ring: {stats}");
@@ -147,23 +129,10 @@ fn a_stuck_sender_costs_one_wait_then_records_are_counted_lost() {
 #[test]
 fn udp_collector_absent_then_back() {
     let hosts = Hosts::new();
-    let cfg = only_our_drops(&hosts);
     // A port with nothing behind it: the kernel answers each datagram with
     // ICMP port unreachable, which the next send reports as ECONNREFUSED.
     let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let port_arg = port.to_string();
-    let ts = Trapstream::start(&[
-        "--source",
-        "skb",
-        "-c",
-        cfg.arg(),
-        "-b",
-        "1",
-        "-i",
-        "0.01",
-        "127.0.0.1",
-        &port_arg,
-    ]);
+    let (ts, _cfg) = start_to_udp(&hosts, port, &["-b", "1", "-i", "0.01"]);
     let sock = hosts.socket_in_a();
     let mut generated = 0;
     for _ in 0..10 {
