@@ -75,6 +75,30 @@ struct {
 } exemplar_seen SEC(".maps");
 
 /*
+ * A packet sent alone under -u (an exemplar, or the overflow of a full
+ * table): the event, and under --pcap the packet's bytes after it, as
+ * emit_event_raw sends them. Nonzero when the ring buffer has no room.
+ */
+static __always_inline long send_alone(struct report *r, const struct ts_event *e, const struct ts_locus *loc)
+{
+	__u32 snap = raw_snap_len;
+	struct ts_raw_event *re;
+
+	if (!snap)
+		return bpf_ringbuf_output(&events, (void *)e, sizeof(*e), BPF_RB_NO_WAKEUP);
+	if (snap > TS_RAW_MAX)
+		snap = TS_RAW_MAX;
+	re = bpf_ringbuf_reserve(&events, sizeof(struct ts_event) + sizeof(struct ts_raw) + snap, 0);
+	if (!re)
+		return -1;
+	__builtin_memcpy(&re->e, e, sizeof(re->e));
+	re->e.flags |= TS_EV_RAW;
+	copy_raw(r->skb, loc, &e->pkt, &re->raw, re->bytes, snap);
+	bpf_ringbuf_submit(re, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+/*
  * One of the first `exemplars` packets of a flow key never seen before (or
  * forgotten by exemplar_seen): sent alone at once, with its exact time, and
  * not counted into the table. False when the key has had its exemplars, or
@@ -83,7 +107,8 @@ struct {
  * being an exemplar. CPUs racing on one new key may each send one more than
  * `exemplars` (no fetching atomics before 5.12); each is counted once.
  */
-static __always_inline bool send_exemplar(struct report *r, struct ts_event *e, struct ts_flow_key *key)
+static __always_inline bool send_exemplar(struct report *r, struct ts_event *e, struct ts_flow_key *key,
+					  const struct ts_locus *loc)
 {
 	__u32 *sent = bpf_map_lookup_elem(&exemplar_seen, key);
 	__u32 one = 1;
@@ -105,7 +130,7 @@ static __always_inline bool send_exemplar(struct report *r, struct ts_event *e, 
 	}
 	fill_head(e, r);
 	e->flags |= TS_EV_EXEMPLAR;
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP)) {
+	if (send_alone(r, e, loc)) {
 		/* Not sent: give the slot back, and let the caller count the packet. */
 		e->flags &= ~TS_EV_EXEMPLAR;
 		sent = bpf_map_lookup_elem(&exemplar_seen, key);
@@ -182,7 +207,8 @@ static __always_inline void add_to_slot(struct ts_flow_count *slot, __u64 len)
  * family at run time is one that verifiers before 6.12 cannot tie to the
  * first, and they then pair one family's twin with the other's key.
  */
-static __always_inline void count_flow_in(struct report *r, struct ts_flow *fresh, const bool wide)
+static __always_inline void count_flow_in(struct report *r, struct ts_flow *fresh, const struct ts_locus *loc,
+					  const bool wide)
 {
 	__u32 table_idx = active_table & 1;
 	struct ts_event *e = &fresh->exemplar;
@@ -225,7 +251,7 @@ static __always_inline void count_flow_in(struct report *r, struct ts_flow *fres
 	flow = bpf_map_lookup_elem(table, &key);
 	if (!flow) {
 		/* A key in the table has had its exemplars: only new ones are asked. */
-		if (exemplars && send_exemplar(r, e, &key))
+		if (exemplars && send_exemplar(r, e, &key, loc))
 			return;
 		fill_head(e, r);
 		fresh->packets = 1;
@@ -265,7 +291,7 @@ static __always_inline void count_flow_in(struct report *r, struct ts_flow *fres
 				return;
 			e->flags |= TS_EV_AGG_OVERFLOW;
 			/* One packet, one counter: sent alone, or lost for want of ring space. */
-			if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
+			if (send_alone(r, e, loc))
 				count(TS_CNT_RB_LOST);
 			else
 				count(TS_CNT_AGG_OVERFLOW);
@@ -281,12 +307,12 @@ static __always_inline void count_flow_in(struct report *r, struct ts_flow *fres
 	count(TS_CNT_AGG_PACKETS);
 }
 
-static __always_inline void count_flow(struct report *r, struct ts_flow *fresh)
+static __always_inline void count_flow(struct report *r, struct ts_flow *fresh, const struct ts_locus *loc)
 {
 	if (fresh->exemplar.pkt.layers & TS_L_IPV6)
-		count_flow_in(r, fresh, true);
+		count_flow_in(r, fresh, loc, true);
 	else
-		count_flow_in(r, fresh, false);
+		count_flow_in(r, fresh, loc, false);
 }
 
 #endif /* TRAPSTREAM_FLOWS_H */

@@ -25,6 +25,7 @@ static __always_inline void copy_raw(struct sk_buff *skb, const struct ts_locus 
 				     struct ts_raw *raw, __u8 *dst, __u32 snap)
 {
 	__u32 cap;
+	__u64 len;
 
 	__builtin_memset(raw, 0, sizeof(*raw));
 	if (!loc->link)
@@ -39,14 +40,22 @@ static __always_inline void copy_raw(struct sk_buff *skb, const struct ts_locus 
 	cap = loc->tail - loc->start;
 	if (cap > snap)
 		cap = snap;
-	/* Both bounds for the verifier: the constant one is what it can prove. */
-	if (cap > TS_RAW_MAX)
-		cap = TS_RAW_MAX;
-	if (bpf_probe_read_kernel(dst, cap, skb->head + loc->start))
-		cap = 0;
-	raw->cap_len = cap;
-	if (raw->orig_len < cap)
-		raw->orig_len = cap;
+	/*
+	 * Bounded again on the very register the helper gets: clang may pass
+	 * a 32-bit copy of cap made before the clamp, and verifiers before 6.12
+	 * learn no bound for such a copy from the clamp (a -u exemplar's copy
+	 * was refused so on 5.10 and 6.1). The constant bound is for verifiers
+	 * that do not see snap as the constant it was set to.
+	 */
+	len = cap;
+	barrier_var(len);
+	if (len > snap || len > TS_RAW_MAX)
+		return;
+	if (bpf_probe_read_kernel(dst, len, skb->head + loc->start))
+		len = 0;
+	raw->cap_len = len;
+	if (raw->orig_len < len)
+		raw->orig_len = len;
 }
 
 #endif /* TRAPSTREAM_RAW_H */

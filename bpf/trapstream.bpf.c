@@ -430,7 +430,7 @@ static __always_inline void handle_report(struct report *r)
 	/* raw_snap_len is set before load: without --pcap nothing is located for it. */
 	dissect(r->skb, pkt, raw_snap_len ? &loc : 0, r->source == TS_SOURCE_DEVLINK);
 	if (aggregate)
-		count_flow(r, scratch);
+		count_flow(r, scratch, &loc);
 	else
 		emit_event(r, pkt, &loc);
 }

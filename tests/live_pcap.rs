@@ -282,6 +282,61 @@ fn drops_land_in_a_pcapng_file_that_tshark_reads_as_sent() {
     drop(scene.tun_ns);
 }
 
+/// With -u, the packets sent alone carry their bytes into the capture: the
+/// exemplars of each new flow and the overflow of a table too small for the
+/// flows (6 flows, 4 keys). The packets counted in the kernel have none and
+/// are not written: the capture holds exactly the records sent alone.
+#[test]
+fn with_u_the_packets_sent_alone_are_captured() {
+    let hosts = Hosts::new();
+    let cfg = TempConfig::new(&format!(
+        "[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
+        Hosts::netns_ino(&hosts.ns_b)
+    ));
+    let dir = TempDir::new("alone");
+    let path = dir.file("alone.pcapng");
+    let ts = Trapstream::start(&[
+        "--stdout",
+        "--source",
+        "skb",
+        "--config",
+        cfg.arg(),
+        "-u",
+        "0.2",
+        "--lru-size",
+        "4",
+        "--exemplars",
+        "2",
+        "--pcap",
+        path.to_str().unwrap(),
+    ]);
+    let sock = Hosts::in_netns(&hosts.ns_a, || std::net::UdpSocket::bind("0.0.0.0:0").expect("bind in A"));
+    let ports: Vec<u16> = (46000..46006).collect();
+    hosts.udp_flood(&sock, &hosts.v4_b, &ports, 20, PAYLOAD, None);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, stdout, stats) = ts.stop();
+    assert_eq!(status, 0, "{stats}");
+    let mut alone: Vec<String> = Vec::new();
+    let (mut exemplars, mut overflow) = (0, 0);
+    for line in stdout.lines() {
+        let r: Value = serde_json::from_str(line).expect("one JSON record per line");
+        match r["aggregation"].as_str() {
+            Some("exemplar") => exemplars += 1,
+            Some("overflow") => overflow += 1,
+            _ => continue,
+        }
+        alone.push(r["packet"]["TRANSPORT"]["dstPort"].to_string());
+    }
+    assert_eq!(exemplars, 12, "2 exemplars for each of 6 flows: {stats}");
+    assert!(overflow > 0, "6 flows in 4-key tables overflow: {stats}");
+    let mut captured: Vec<String> =
+        tshark_file(&path).iter().map(|p| p.get("udp.dstport").to_string()).collect();
+    alone.sort();
+    captured.sort();
+    assert_eq!(captured, alone, "the capture is the packets sent alone: {stats}");
+    assert_eq!(counter(&stats, "pcap_written"), alone.len() as u64, "{stats}");
+}
+
 /// `trapstream --pcap - | tshark -r -` with a collector at once: tshark
 /// shows each packet while trapstream still runs (the stream is flushed as
 /// it goes), and its timestamps are the records' to the nanosecond.

@@ -255,6 +255,28 @@ pub fn check_guest(version: &str, dir: &Path) {
             assert_eq!(r["firstSeen"], r["timestamp"], "an exemplar has its own time: {r}");
         }
     }
+    // Each exemplar's packet is in the capture (trap and instant), and
+    // nothing else is: the packets counted in the kernel have no bytes.
+    let packets = super::tshark_file(
+        &dir.join("aggregate_exemplars.pcapng"),
+        &["frame.comment", "frame.time_epoch", "frame.len"],
+    );
+    let mut in_pcap: Vec<(String, String)> = packets
+        .iter()
+        .map(|p| {
+            assert_eq!(p[2], "142", "{version}: netdevsim's whole frame: {p:?}");
+            let trap =
+                p[0].strip_prefix("trapName=").and_then(|c| c.split(' ').next()).expect("trapName first");
+            (trap.to_string(), p[1].clone())
+        })
+        .collect();
+    let mut in_records: Vec<(String, String)> = exemplars
+        .iter()
+        .map(|r| (r["trapName"].as_str().unwrap().to_string(), r["timestamp"].as_str().unwrap().to_string()))
+        .collect();
+    in_pcap.sort();
+    in_records.sort();
+    assert_eq!(in_pcap, in_records, "{version}: the exemplars' packets; {stats}");
 
     // 6. The kernel's own drops: a reason only where the tracepoint has one (5.17+).
     let recs: Vec<Value> = records(dir, "skb")

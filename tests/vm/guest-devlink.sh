@@ -96,8 +96,10 @@ run udp_influx 1.5 --source devlink -f influx -i 0.2 127.0.0.1 9902
 stop_collector udp_influx
 # 5. Aggregation in the kernel.
 run aggregate 2 --stdout --source devlink -u 0.5 -d 192.0.2.99
-# 5b. The same with the first 3 packets of each new flow sent at once.
-run aggregate_exemplars 2 --stdout --source devlink -u 0.5 --exemplars 3 -d 192.0.2.99
+# 5b. The same with the first 3 packets of each new flow sent at once, and
+# captured: the packets sent alone carry their bytes.
+run aggregate_exemplars 2 --stdout --source devlink -u 0.5 --exemplars 3 -d 192.0.2.99 \
+	--pcap "$R/aggregate_exemplars.pcapng"
 # 6. The kernel's own drops on this kernel (no drop reason before 5.17).
 "$T" --stdout --source skb > "$R/skb.out" 2> "$R/skb.err" &
 pid=$!
