@@ -214,6 +214,8 @@ static __always_inline void count_flow_in(struct report *r, struct ts_flow *fres
 	struct ts_event *e = &fresh->exemplar;
 	struct ts_flow_key4 key4;
 	struct ts_flow_key key;
+	/* The key the family's twin is keyed by. */
+	void *twin_key = wide ? (void *)&key : (void *)&key4;
 	struct ts_flow_count *slot;
 	struct ts_flow *flow;
 	void *table, *counts;
@@ -227,18 +229,13 @@ static __always_inline void count_flow_in(struct report *r, struct ts_flow *fres
 	len = e->pkt.pkt_len;
 
 	flow_key4(r, &e->pkt, &key4);
-	if (wide) {
+	/* The wide key only when the twin needs it: IPv4 builds it on a miss. */
+	if (wide)
 		flow_key(&key4, &e->pkt, &key);
-		counts = bpf_map_lookup_elem(&count6_tables, &table_idx);
-		if (!counts)
-			return;
-		slot = bpf_map_lookup_elem(counts, &key);
-	} else {
-		counts = bpf_map_lookup_elem(&count_tables, &table_idx);
-		if (!counts)
-			return;
-		slot = bpf_map_lookup_elem(counts, &key4);
-	}
+	counts = bpf_map_lookup_elem(wide ? (void *)&count6_tables : (void *)&count_tables, &table_idx);
+	if (!counts)
+		return;
+	slot = bpf_map_lookup_elem(counts, twin_key);
 	if (slot) {
 		add_to_slot(slot, len);
 		return;
@@ -267,7 +264,7 @@ static __always_inline void count_flow_in(struct report *r, struct ts_flow *fres
 			 */
 			struct ts_flow_count none = {};
 
-			bpf_map_update_elem(counts, wide ? (void *)&key : (void *)&key4, &none, BPF_NOEXIST);
+			bpf_map_update_elem(counts, twin_key, &none, BPF_NOEXIST);
 			/*
 			 * Constant indices: the verifier loses the bound on table_idx
 			 * across the helper calls. No fetch: atomics that return a
