@@ -81,20 +81,17 @@ struct {
  */
 static __always_inline long send_alone(struct report *r, const struct ts_event *e, const struct ts_locus *loc)
 {
-	__u32 snap = raw_snap_len;
 	struct ts_raw_event *re;
+	__u32 snap;
 
-	if (!snap)
+	if (!raw_snap_len)
 		return bpf_ringbuf_output(&events, (void *)e, sizeof(*e), BPF_RB_NO_WAKEUP);
-	if (snap > TS_RAW_MAX)
-		snap = TS_RAW_MAX;
-	re = bpf_ringbuf_reserve(&events, sizeof(struct ts_event) + sizeof(struct ts_raw) + snap, 0);
+	snap = raw_snap();
+	re = reserve_raw(snap);
 	if (!re)
 		return -1;
 	__builtin_memcpy(&re->e, e, sizeof(re->e));
-	re->e.flags |= TS_EV_RAW;
-	copy_raw(r->skb, loc, &e->pkt, &re->raw, re->bytes, snap);
-	bpf_ringbuf_submit(re, BPF_RB_NO_WAKEUP);
+	submit_raw(r, re, loc, snap);
 	return 0;
 }
 

@@ -348,6 +348,29 @@ static __always_inline bool own_traffic(const struct ts_packet *p)
 
 #include "rate.h"
 
+/* --pcap's bytes per packet: raw_snap_len, bounded where the verifier sees it. */
+static __always_inline __u32 raw_snap(void)
+{
+	__u32 snap = raw_snap_len;
+
+	return snap > TS_RAW_MAX ? TS_RAW_MAX : snap;
+}
+
+/* Room for an event and `snap` bytes of its packet after it. */
+static __always_inline struct ts_raw_event *reserve_raw(__u32 snap)
+{
+	return bpf_ringbuf_reserve(&events, sizeof(struct ts_event) + sizeof(struct ts_raw) + snap, 0);
+}
+
+/* The packet's bytes behind the event already in `re`, and the record sent. */
+static __always_inline void submit_raw(struct report *r, struct ts_raw_event *re, const struct ts_locus *loc,
+				       __u32 snap)
+{
+	re->e.flags |= TS_EV_RAW;
+	copy_raw(r->skb, loc, &re->e.pkt, &re->raw, re->bytes, snap);
+	bpf_ringbuf_submit(re, BPF_RB_NO_WAKEUP);
+}
+
 /*
  * An event with the packet's bytes (--pcap). Always the whole struct
  * ts_event: the room is sized by raw_snap_len, which the verifier reads as
@@ -355,21 +378,16 @@ static __always_inline bool own_traffic(const struct ts_packet *p)
  */
 static __always_inline void emit_event_raw(struct report *r, struct ts_packet *pkt, const struct ts_locus *loc)
 {
-	__u32 snap = raw_snap_len;
-	struct ts_raw_event *re;
+	__u32 snap = raw_snap();
+	struct ts_raw_event *re = reserve_raw(snap);
 
-	if (snap > TS_RAW_MAX)
-		snap = TS_RAW_MAX;
-	re = bpf_ringbuf_reserve(&events, sizeof(struct ts_event) + sizeof(struct ts_raw) + snap, 0);
 	if (!re) {
 		count(TS_CNT_RB_LOST);
 		return;
 	}
 	fill_head(&re->e, r);
-	re->e.flags |= TS_EV_RAW;
 	__builtin_memcpy(&re->e.pkt, pkt, sizeof(re->e.pkt));
-	copy_raw(r->skb, loc, pkt, &re->raw, re->bytes, snap);
-	bpf_ringbuf_submit(re, BPF_RB_NO_WAKEUP);
+	submit_raw(r, re, loc, snap);
 }
 
 /*
