@@ -282,6 +282,21 @@ fn forwarded_from_tun_to_ethernet_dropped_before_a_header_is_pushed() {
     assert_records(&all, ns.ino(), "NEIGH_FAILED", out, &sent, None);
 }
 
+/// A whole Ethernet frame from A to B (MAC_A → MAC_B) carrying `s` as UDP
+/// with the test's payload, after the VLAN tags `(tpid, tci)` given.
+fn udp_frame(tags: &[(u16, u16)], ether_type: u16, s: &Sent) -> Vec<u8> {
+    let mut f = common::mac_bytes(MAC_B).to_vec();
+    f.extend_from_slice(&common::mac_bytes(MAC_A));
+    for (tpid, tci) in tags {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&tci.to_be_bytes());
+    }
+    f.extend_from_slice(&ether_type.to_be_bytes());
+    let (src, dst): (IpAddr, IpAddr) = (s.src.parse().expect("src"), s.dst.parse().expect("dst"));
+    f.extend(ip_udp_packet(src, dst, s.ttl, s.sport, s.dport, &[0x5a; PAYLOAD]));
+    f
+}
+
 /// The Ethernet case beside them: frames that A writes onto its veth
 /// (AF_PACKET, every byte the test's), UDP over IPv4 and IPv6 to closed ports
 /// in B, decode the Ethernet header they really have.
@@ -289,16 +304,11 @@ fn forwarded_from_tun_to_ethernet_dropped_before_a_header_is_pushed() {
 fn veth_receive_still_decodes_ethernet() {
     let hosts = Hosts::new();
     let (ts, _cfg) = watch(&hosts.ns_b);
-    let frame = |ether_type: u16, src: &str, dst: &str, ttl: u8, dport: u16| {
-        let mut f = common::mac_bytes(MAC_B).to_vec();
-        f.extend_from_slice(&common::mac_bytes(MAC_A));
-        f.extend_from_slice(&ether_type.to_be_bytes());
-        let (s, d): (IpAddr, IpAddr) = (src.parse().expect("src"), dst.parse().expect("dst"));
-        f.extend(ip_udp_packet(s, d, ttl, 37777, dport, &[0x5a; PAYLOAD]));
-        f
-    };
-    hosts.send_frame(&frame(0x0800, &hosts.v4_a, &hosts.v4_b, 52, 45001));
-    hosts.send_frame(&frame(0x86dd, &hosts.v6_a, &hosts.v6_b, 53, 45002));
+    let sent4 =
+        [Sent { src: &hosts.v4_a, dst: &hosts.v4_b, ttl: 52, sport: 37777, dport: 45001, id: Some(0x1234) }];
+    let sent6 = [Sent { src: &hosts.v6_a, dst: &hosts.v6_b, ttl: 53, sport: 37777, dport: 45002, id: None }];
+    hosts.send_frame(&udp_frame(&[], 0x0800, &sent4[0]));
+    hosts.send_frame(&udp_frame(&[], 0x86dd, &sent6[0]));
     let all = records(ts);
     let netns = Hosts::netns_ino(&hosts.ns_b);
     let dev = (hosts.dev_b.as_str(), Hosts::ifindex(&hosts.ns_b, &hosts.dev_b));
@@ -306,9 +316,6 @@ fn veth_receive_still_decodes_ethernet() {
         json!({"etherTypeName": format!("{ether_type:#x}"), "etherType": ether_type,
                "srcMac": MAC_A, "dstMac": MAC_B, "vlanId": 0, "pcp": 0})
     };
-    let sent4 =
-        [Sent { src: &hosts.v4_a, dst: &hosts.v4_b, ttl: 52, sport: 37777, dport: 45001, id: Some(0x1234) }];
-    let sent6 = [Sent { src: &hosts.v6_a, dst: &hosts.v6_b, ttl: 53, sport: 37777, dport: 45002, id: None }];
     let (r4, r6): (Vec<Value>, Vec<Value>) = all.into_iter().partition(|r| r["packet"]["IP"]["version"] == 4);
     assert_records(&r4, netns, "NO_SOCKET", Port::In(dev.0, dev.1), &sent4, Some(eth(0x0800)));
     assert_records(&r6, netns, "NO_SOCKET", Port::In(dev.0, dev.1), &sent6, Some(eth(0x86dd)));
@@ -333,19 +340,12 @@ fn a_vlan_tag_in_skb_metadata_is_reported() {
     let pcap = std::env::temp_dir().join(format!("trapstream-vlan-{}.pcapng", std::process::id()));
     let pcap_arg = pcap.to_str().expect("a UTF-8 temp path");
     let ts = Trapstream::start(&["--stdout", "--source", "skb", "--config", cfg.arg(), "--pcap", pcap_arg]);
-    let frame = |tpid: u16, tci: u16, ether_type: u16, src: &str, dst: &str, dport: u16| {
-        let mut f = common::mac_bytes(MAC_B).to_vec();
-        f.extend_from_slice(&common::mac_bytes(MAC_A));
-        f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&tci.to_be_bytes());
-        f.extend_from_slice(&ether_type.to_be_bytes());
-        let (s, d): (IpAddr, IpAddr) = (src.parse().expect("src"), dst.parse().expect("dst"));
-        f.extend(ip_udp_packet(s, d, 61, 37778, dport, &[0x5a; PAYLOAD]));
-        f
-    };
+    let sent4 =
+        [Sent { src: &hosts.v4_a, dst: &hosts.v4_b, ttl: 61, sport: 37778, dport: 45011, id: Some(0x1234) }];
+    let sent6 = [Sent { src: &hosts.v6_a, dst: &hosts.v6_b, ttl: 61, sport: 37778, dport: 45012, id: None }];
     // Priority 5, DEI 0, VLAN 100 over IPv4; priority 2, DEI 1, VLAN 3001 (802.1ad) over IPv6.
-    hosts.send_frame(&frame(0x8100, 5 << 13 | 100, 0x0800, &hosts.v4_a, &hosts.v4_b, 45011));
-    hosts.send_frame(&frame(0x88a8, 2 << 13 | 1 << 12 | 3001, 0x86dd, &hosts.v6_a, &hosts.v6_b, 45012));
+    hosts.send_frame(&udp_frame(&[(0x8100, 5 << 13 | 100)], 0x0800, &sent4[0]));
+    hosts.send_frame(&udp_frame(&[(0x88a8, 2 << 13 | 1 << 12 | 3001)], 0x86dd, &sent6[0]));
     let all = records(ts);
     let netns = Hosts::netns_ino(&hosts.ns_b);
     let dev = (hosts.dev_b.as_str(), Hosts::ifindex(&hosts.ns_b, &hosts.dev_b));
@@ -353,30 +353,18 @@ fn a_vlan_tag_in_skb_metadata_is_reported() {
         json!({"etherTypeName": format!("{ether_type:#x}"), "etherType": ether_type,
                "srcMac": MAC_A, "dstMac": MAC_B, "vlanId": vid, "pcp": pcp, "dei": dei, "vlanTpid": tpid})
     };
-    let sent4 =
-        [Sent { src: &hosts.v4_a, dst: &hosts.v4_b, ttl: 61, sport: 37778, dport: 45011, id: Some(0x1234) }];
-    let sent6 = [Sent { src: &hosts.v6_a, dst: &hosts.v6_b, ttl: 61, sport: 37778, dport: 45012, id: None }];
     let (r4, r6): (Vec<Value>, Vec<Value>) = all.into_iter().partition(|r| r["packet"]["IP"]["version"] == 4);
     let port = || Port::In(dev.0, dev.1);
     let drop = "NETFILTER_DROP";
     assert_records(&r4, netns, drop, port(), &sent4, Some(eth(0x0800, 100, 5, 0, "0x8100")));
     assert_records(&r6, netns, drop, port(), &sent6, Some(eth(0x86dd, 3001, 2, 1, "0x88a8")));
     // The capture has the tag back after the MAC addresses, and the length
-    // the records give (read as root through stdin: tshark runs as nobody).
-    let file = std::fs::File::open(&pcap).expect("the capture file");
+    // the records give.
+    let packets = common::tshark_file(&pcap, &["eth.type", "frame.len", "frame.cap_len", "udp.dstport"]);
     let _ = std::fs::remove_file(&pcap);
-    let out = common::tshark(&["eth.type", "frame.len", "frame.cap_len", "udp.dstport"])
-        .args(["-r", "-"])
-        .stdin(file)
-        .output()
-        .expect("run tshark");
-    assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
     // Only the test's frames: B drops its own neighbour discovery as well.
-    let mut seen: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.ends_with("\t45011") || l.ends_with("\t45012"))
-        .map(String::from)
-        .collect();
+    let mut seen: Vec<String> =
+        packets.iter().filter(|p| p[3] == "45011" || p[3] == "45012").map(|p| p.join("\t")).collect();
     seen.sort();
     let (len4, len6) = (14 + 4 + 20 + 8 + PAYLOAD, 14 + 4 + 40 + 8 + PAYLOAD);
     assert_eq!(seen, [format!("0x8100\t{len4}\t{len4}\t45011"), format!("0x88a8\t{len6}\t{len6}\t45012")]);
