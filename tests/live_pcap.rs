@@ -310,7 +310,7 @@ fn with_u_the_packets_sent_alone_are_captured() {
         "--pcap",
         path.to_str().unwrap(),
     ]);
-    let sock = Hosts::in_netns(&hosts.ns_a, || std::net::UdpSocket::bind("0.0.0.0:0").expect("bind in A"));
+    let sock = hosts.socket_in_a();
     let ports: Vec<u16> = (46000..46006).collect();
     hosts.udp_flood(&sock, &hosts.v4_b, &ports, 20, PAYLOAD, None);
     std::thread::sleep(Duration::from_millis(500));
