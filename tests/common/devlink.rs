@@ -265,18 +265,11 @@ pub fn check_guest(version: &str, dir: &Path) {
         .iter()
         .map(|p| {
             assert_eq!(p[2], "142", "{version}: netdevsim's whole frame: {p:?}");
-            let trap =
-                p[0].strip_prefix("trapName=").and_then(|c| c.split(' ').next()).expect("trapName first");
-            (trap.to_string(), p[1].clone())
+            (trap_in_comment(&p[0]).to_string(), p[1].clone())
         })
         .collect();
-    let mut in_records: Vec<(String, String)> = exemplars
-        .iter()
-        .map(|r| (r["trapName"].as_str().unwrap().to_string(), r["timestamp"].as_str().unwrap().to_string()))
-        .collect();
     in_pcap.sort();
-    in_records.sort();
-    assert_eq!(in_pcap, in_records, "{version}: the exemplars' packets; {stats}");
+    assert_eq!(in_pcap, trap_and_instant(exemplars), "{version}: the exemplars' packets; {stats}");
 
     // 6. The kernel's own drops: a reason only where the tracepoint has one (5.17+).
     let recs: Vec<Value> = records(dir, "skb")
@@ -357,17 +350,27 @@ pub fn check_guest(version: &str, dir: &Path) {
         assert!(ports.contains(&p[0]), "{version}: interface {p:?} is one of {ports:?}");
         assert!(p[1].starts_with(&format!("devlink {DEVICE} trap reports")), "{version}: {p:?}");
         assert_eq!(p[4], "17", "{version}: netdevsim's packets are UDP: {p:?}");
-        let trap = p[2].strip_prefix("trapName=").and_then(|c| c.split(' ').next()).expect("trapName first");
+        let trap = trap_in_comment(&p[2]);
         let group = group_of.get(trap).unwrap_or_else(|| panic!("{version}: unknown trap in {p:?}"));
         assert!(p[2].contains(&format!(" trapGroup={group} ")), "{version}: {p:?}");
         assert!(p[2].contains(&format!(" devlinkDevice={DEVICE}")), "{version}: {p:?}");
         in_pcap.push((trap.to_string(), p[3].clone()));
     }
-    let mut in_records: Vec<(String, String)> = recs
-        .iter()
+    in_pcap.sort();
+    assert_eq!(in_pcap, trap_and_instant(&recs), "{version}: the same packets, trap and instant");
+}
+
+/// The trap a packet's pcapng comment names (it starts `trapName=NAME `).
+fn trap_in_comment(comment: &str) -> &str {
+    comment.strip_prefix("trapName=").and_then(|c| c.split(' ').next()).expect("trapName first")
+}
+
+/// Each record's trap and timestamp, sorted: what its packets in a capture must show.
+fn trap_and_instant<'a>(records: impl IntoIterator<Item = &'a Value>) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = records
+        .into_iter()
         .map(|r| (r["trapName"].as_str().unwrap().to_string(), r["timestamp"].as_str().unwrap().to_string()))
         .collect();
-    in_pcap.sort();
-    in_records.sort();
-    assert_eq!(in_pcap, in_records, "{version}: the same packets, trap and instant");
+    all.sort();
+    all
 }
