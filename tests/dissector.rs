@@ -444,6 +444,44 @@ fn ipv6_extension_header_longer_than_the_capture_ends_the_walk() {
     assert_eq!(r[0].packet.len as usize, snapped.len());
 }
 
+/// dissect copies a frame's first 102 bytes (two tags, IPv4 with 40 bytes
+/// of options, TCP), and later ones only for an IPv6 extension walk: headers
+/// that end exactly at the first copy, ones past it, and cuts around them.
+#[test]
+fn headers_past_the_first_copy() {
+    let mut segment = tcp(443, 51000, 0x19);
+    segment.extend([0; 1400]);
+    let mut v4 = eth_tagged(&[(0x88a8, 1), (0x8100, 2)], 0x0800);
+    ipv4(&mut v4, V4 { tos: 0, id: 1, flags_frag: 0, ttl: 9, proto: 6, options: 40 }, &segment);
+
+    // Hop-by-hop, then a 72-byte routing header (an SRv6 header with four
+    // segments): UDP starts at 14 + 40 + 8 + 72 = 134.
+    let mut routing = vec![17, 8, 4, 3];
+    routing.resize(72, 0);
+    let mut payload = ext8(43);
+    payload.extend(routing);
+    payload.extend(udp(7, 8, &[0; 1000]));
+    let mut v6 = eth(0x86dd);
+    ipv6(&mut v6, 0, 0, 0, 64, &payload);
+    let udp_at = 134;
+
+    let frames = [v4.clone(), v6.clone(), v6[..udp_at + 8].to_vec(), v6[..udp_at + 7].to_vec()];
+    let r = run(&frames);
+    assert_eq!(r[0].packet.network, Network::Ip(v4_ip(6, (v4.len() - 22) as u16, 0, 9, 1)));
+    assert_eq!(r[0].packet.transport, Transport::Tcp { src_port: 443, dst_port: 51000, flags: 0x19 });
+    for (rec, (what, udp)) in
+        r[1..].iter().zip([("whole", true), ("cut after UDP", true), ("cut in UDP", false)])
+    {
+        let Network::Ip(ip) = rec.packet.network else { panic!("{what}: the IPv6 header is complete") };
+        assert_eq!(ip.protocol, 17, "{what}: the walk reached UDP");
+        assert_eq!(
+            rec.packet.transport,
+            if udp { Transport::Udp { src_port: 7, dst_port: 8, length: 1008 } } else { Transport::None },
+            "{what}"
+        );
+    }
+}
+
 #[test]
 fn frame_longer_than_the_snapshot_still_reports_its_length() {
     let mut f = eth(0x0800);
