@@ -1,8 +1,10 @@
 //! Kernel cost per event of the real skb handler, without traffic: the
-//! program that kfree_skb runs, on a synthetic IPv4/UDP frame through
+//! program that kfree_skb runs, on synthetic IPv4/UDP frames through
 //! BPF_PROG_TEST_RUN with repeat (`capture::time_handler`), per event (ring
-//! buffer) and aggregated (-u: counted into a flow table). Needs root and a
-//! 6.2+ kernel. Part of benches/kernel.sh; alone:
+//! buffer) and aggregated (-u: counted into a flow table), for the flood's
+//! 60-byte frame and a full-size one (1400 bytes of payload, 1442 on the
+//! wire: the dissector copies only the headers it parses, not a 256-byte
+//! snapshot). Needs root and a 6.2+ kernel. Part of benches/kernel.sh; alone:
 //!
 //!     cargo bench --bench handler [-- --rounds N]
 //!
@@ -17,9 +19,8 @@ use trapstream::capture::time_handler;
 const REPEAT: u32 = 100_000;
 
 /// What the flood in kernel.sh sends: Ethernet, IPv4 (DF, TTL 64), UDP with
-/// 18 bytes of payload, 60 bytes on the wire.
-fn ipv4_udp_frame() -> Vec<u8> {
-    let payload = 18;
+/// `payload` bytes (the flood's 18 make 60 bytes on the wire).
+fn ipv4_udp_frame(payload: usize) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&[0x02, 0x00, 0x5e, 0x00, 0x00, 0x0b]);
     f.extend_from_slice(&[0x02, 0x00, 0x5e, 0x00, 0x00, 0x0a]);
@@ -52,23 +53,29 @@ fn main() {
             other => panic!("unknown argument {other}"),
         }
     }
-    let frame = ipv4_udp_frame();
-    let modes: [(&str, Option<u32>); 2] = [("per-event", None), ("aggregated", Some(1024))];
+    let (small, full) = (ipv4_udp_frame(18), ipv4_udp_frame(1400));
+    let modes: [(&str, &[u8], Option<u32>); 4] = [
+        ("per-event", &small, None),
+        ("aggregated", &small, Some(1024)),
+        ("per-event/1442B", &full, None),
+        ("aggregated/1442B", &full, Some(1024)),
+    ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     for _ in 0..rounds {
-        for (i, (_, capacity)) in modes.iter().enumerate() {
-            let d = time_handler(&frame, REPEAT, *capacity).expect("BPF_PROG_TEST_RUN");
+        for (i, (_, frame, capacity)) in modes.iter().enumerate() {
+            let d = time_handler(frame, REPEAT, *capacity).expect("BPF_PROG_TEST_RUN");
             times[i].push(d.as_nanos() as f64);
         }
     }
     println!(
-        "# skb handler on a {}-byte IPv4/UDP frame, BPF_PROG_TEST_RUN x{REPEAT}, {rounds} rounds",
-        frame.len()
+        "# skb handler on {}- and {}-byte IPv4/UDP frames, BPF_PROG_TEST_RUN x{REPEAT}, {rounds} rounds",
+        small.len(),
+        full.len()
     );
-    for ((name, _), t) in modes.iter().zip(&mut times) {
+    for ((name, ..), t) in modes.iter().zip(&mut times) {
         t.sort_by(f64::total_cmp);
         println!(
-            "handler/{name:11} min {:5.0} ns  median {:5.0} ns  max {:5.0} ns",
+            "handler/{name:16} min {:5.0} ns  median {:5.0} ns  max {:5.0} ns",
             t[0],
             t[t.len() / 2],
             t[t.len() - 1]

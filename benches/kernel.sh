@@ -16,7 +16,9 @@
 #   profile  perf record of the flood process, off / per event / aggregated: where a drop's time goes
 #
 # Environment: SECS (flood seconds per run, 10), PAIRS (alternations, 3),
-# FLOWS (distinct flows in the flood, 16), FLOOD_CPU (1), AGENT_CPU (0: where
+# FLOWS (distinct flows in the flood, 16), PAYLOAD (UDP payload bytes of each
+# flood datagram: the flood's 18, 60-byte frames, unless set; 1400 for
+# full-size frames), FLOOD_CPU (1), AGENT_CPU (0: where
 # trapstream is pinned in stats/cost so that its user space does not take the
 # flood's CPU), E2E_SECS (30), E2E_STEPS (5 bisection steps), CARGO_TARGET_DIR,
 # NO_BUILD=1 (use the binaries already built), BASE (another trapstream
@@ -104,7 +106,8 @@ done
 
 KERNEL=$(uname -r)
 CPU_MODEL=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
-echo "# $(date -u +%FT%TZ) kernel $KERNEL, $CPU_MODEL, $(nproc) CPUs; flood: $FLOWS flows, CPU $FLOOD_CPU, ${SECS}s per run"
+echo "# $(date -u +%FT%TZ) kernel $KERNEL, $CPU_MODEL, $(nproc) CPUs; flood: $FLOWS flows," \
+	"${PAYLOAD:-18}-byte payloads, CPU $FLOOD_CPU, ${SECS}s per run"
 
 # ---- helpers ---------------------------------------------------------------
 
@@ -112,7 +115,8 @@ echo "# $(date -u +%FT%TZ) kernel $KERNEL, $CPU_MODEL, $(nproc) CPUs; flood: $FL
 # drops per wall second, and per CPU second of the flood thread (the drop
 # path runs in its context), which other processes on the CPU do not move.
 flood() {
-	"$FLOOD" --netns "$NSA" --dst "$IP_B" --port 9 --flows "$FLOWS" --cpu "$FLOOD_CPU" --secs "$SECS" "$@" |
+	"$FLOOD" --netns "$NSA" --dst "$IP_B" --port 9 --flows "$FLOWS" --cpu "$FLOOD_CPU" --secs "$SECS" \
+		${PAYLOAD:+--payload "$PAYLOAD"} "$@" |
 		sed -n 's/.* rate=\([0-9]*\) .*cpu_rate=\([0-9]*\).*/\1 \2/p'
 }
 
@@ -438,7 +442,8 @@ if want profile; then
 		start_collector "$AGENT_CPU"
 		# shellcheck disable=SC2086
 		[ "$name" = off ] || start_agent "$AGENT_CPU" ${m#*:} --stats-interval 0
-		"$FLOOD" --netns "$NSA" --dst "$IP_B" --port 9 --flows "$FLOWS" --cpu "$FLOOD_CPU" --secs "$SECS" >"$WORK/flood" &
+		"$FLOOD" --netns "$NSA" --dst "$IP_B" --port 9 --flows "$FLOWS" --cpu "$FLOOD_CPU" --secs "$SECS" \
+			${PAYLOAD:+--payload "$PAYLOAD"} >"$WORK/flood" &
 		flood_pid=$!
 		PIDS+=("$flood_pid")
 		perf record -q -p "$flood_pid" -e cpu-clock -F 4999 -g -o "$WORK/perf.data" 2>/dev/null || true
