@@ -26,6 +26,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 
 ROOTS=${TRAPSTREAM_ROOTS:-/var/cache/trapstream-debootstrap}
+. debian/install-checks.sh
 
 log() { echo "test-package-arm64: $*" >&2; }
 die() { echo "test-package-arm64: FAIL: $*" >&2; exit 1; }
@@ -118,34 +119,16 @@ arch=$($in_root dpkg --print-architecture)
 [ "$arch" = arm64 ] || die "the arm64 root's dpkg says $arch"
 log "arm64 root: $($in_root uname -m), glibc $($in_root ldd --version | awk 'NR == 1 {print $NF}')"
 
-log "arm64: dpkg -i $(basename "$deb")"
-$in_root dpkg -i "/tmp/$(basename "$deb")" </dev/null
-v=$($in_root dpkg-query -W -f='${Version} ${Architecture} ${Status}' trapstream)
-[ "$v" = "$deb_version arm64 install ok installed" ] || die "installed state: $v"
-for f in /usr/bin/trapstream /etc/trapstream/trapstream.toml /lib/systemd/system/trapstream.service \
-    /usr/share/man/man1/trapstream.1.gz /usr/share/bash-completion/completions/trapstream \
-    /usr/share/zsh/vendor-completions/_trapstream /usr/share/fish/vendor_completions.d/trapstream.fish \
-    /usr/share/doc/trapstream/copyright /usr/share/doc/trapstream/changelog.Debian.gz; do
-    [ -e "$root$f" ] || die "$f missing"
-done
-grep -q '^ /etc/trapstream/trapstream.toml ' <<<"$($in_root dpkg-query -W -f='${Conffiles}\n' trapstream)" \
-    || die "/etc/trapstream/trapstream.toml is not a conffile"
-[ ! -e "$root/etc/systemd/system/multi-user.target.wants/trapstream.service" ] \
-    || die "the service was enabled on install"
+check_install "$root" arm64 "$deb" '${Version} ${Architecture} ${Status}' "$deb_version arm64 install ok installed" "$work"
 grep -q '^\.TH trapstream' <<<"$(zcat "$root/usr/share/man/man1/trapstream.1.gz")" || die "the man page has no .TH"
 machine=$(readelf -h "$root/usr/bin/trapstream" | sed -n 's/^ *Machine: *//p')
 [ "$machine" = AArch64 ] || die "/usr/bin/trapstream is for $machine"
 
-log "arm64: ldd /usr/bin/trapstream"
-$in_root ldd /usr/bin/trapstream | tee "$work/ldd" >&2
-! grep -Eq 'not found|libelf|libz\.' "$work/ldd" || die "unresolved or libelf/zlib libraries"
 version=$($in_root trapstream --version) || die "trapstream --version"
 [ "$version" = "trapstream $(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["packages"][0]["version"])')" ] \
     || die "--version printed '$version'"
 log "arm64: $version"
-$in_root trapstream --help >"$work/help" || die "trapstream --help"
-grep -q -- '--source' "$work/help" || die "--help does not list --source"
 
 log "arm64: no kernel BTF (no /sys in the root)"
 [ ! -e "$root/sys/kernel/btf/vmlinux" ] || die "the root sees kernel BTF"

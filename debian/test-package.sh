@@ -30,6 +30,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 
 ROOTS=${TRAPSTREAM_ROOTS:-/var/cache/trapstream-debootstrap}
+. debian/install-checks.sh
 SUITES=(bullseye bookworm)
 # Bumped when the roots need different contents, so old caches are completed.
 ROOT_STAMP=".trapstream-root-1"
@@ -375,28 +376,9 @@ test_suite() {
     local in_root="chroot $root"
 
     log "$suite: glibc $($in_root ldd --version | awk 'NR == 1 {print $NF}'), systemd $($in_root systemctl --version | awk 'NR == 1 {print $2}')"
-    log "$suite: dpkg -i $(basename "$deb")"
-    $in_root dpkg -i "/tmp/$(basename "$deb")" </dev/null
-    v=$($in_root dpkg-query -W -f='${Version} ${Status}' trapstream)
-    [ "$v" = "$deb_version install ok installed" ] || die "$suite: installed state: $v"
-    for f in /usr/bin/trapstream /etc/trapstream/trapstream.toml /lib/systemd/system/trapstream.service \
-        /usr/share/man/man1/trapstream.1.gz /usr/share/bash-completion/completions/trapstream \
-        /usr/share/zsh/vendor-completions/_trapstream /usr/share/fish/vendor_completions.d/trapstream.fish \
-        /usr/share/doc/trapstream/copyright /usr/share/doc/trapstream/changelog.Debian.gz; do
-        [ -e "$root$f" ] || die "$suite: $f missing"
-    done
-    grep -q '^ /etc/trapstream/trapstream.toml ' <<<"$($in_root dpkg-query -W -f='${Conffiles}\n' trapstream)" \
-        || die "$suite: /etc/trapstream/trapstream.toml is not a conffile"
-    [ ! -e "$root/etc/systemd/system/multi-user.target.wants/trapstream.service" ] \
-        || die "$suite: the service was enabled on install"
+    check_install "$root" "$suite" "$deb" '${Version} ${Status}' "$deb_version install ok installed" "$work"
     $in_root man -w trapstream >/dev/null || die "$suite: man trapstream"
-
-    log "$suite: ldd /usr/bin/trapstream"
-    $in_root ldd /usr/bin/trapstream | tee "$work/ldd" >&2
-    ! grep -Eq 'not found|libelf|libz\.' "$work/ldd" || die "$suite: unresolved or libelf/zlib libraries"
     log "$suite: $($in_root trapstream --version)"
-    $in_root trapstream --help >"$work/help" || die "$suite: trapstream --help"
-    grep -q -- '--source' "$work/help" || die "$suite: --help does not list --source"
 
     local record
     log "$suite: capture as root"
