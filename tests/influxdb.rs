@@ -234,17 +234,6 @@ fn timestamp_ns(text: &str) -> u64 {
     secs.parse::<u64>().expect("seconds") * 1_000_000_000 + frac.parse::<u64>().expect("fraction")
 }
 
-/// Only this test's drops reach the collector: its namespace (as
-/// `TempConfig::only_netns`) and NO_SOCKET, so that the neighbour discovery
-/// and MLD packets the new namespace drops on its own cannot add points, or
-/// fields, that the exact assertions below would trip over.
-fn only_our_drops(hosts: &Hosts) -> TempConfig {
-    TempConfig::new(&format!(
-        "[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
-        Hosts::netns_ino(&hosts.ns_b)
-    ))
-}
-
 #[test]
 fn live_drops_become_one_influxdb_point_each_with_the_documented_schema() {
     let influx = Influxd::start();
@@ -254,7 +243,7 @@ fn live_drops_become_one_influxdb_point_each_with_the_documented_schema() {
     let hosts = Hosts::new();
     let netns_b = Hosts::netns_ino(&hosts.ns_b);
     let ifindex_b = Hosts::ifindex(&hosts.ns_b, &hosts.dev_b);
-    let config = only_our_drops(&hosts);
+    let config = TempConfig::only_no_socket_in(&hosts.ns_b);
     let udp_port = influx.udp_port.to_string();
     // Datagrams larger than one line, so InfluxDB has to split several lines
     // per datagram (the default 1400 bytes holds about one of these).

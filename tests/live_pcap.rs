@@ -289,10 +289,7 @@ fn drops_land_in_a_pcapng_file_that_tshark_reads_as_sent() {
 #[test]
 fn with_u_the_packets_sent_alone_are_captured() {
     let hosts = Hosts::new();
-    let cfg = TempConfig::new(&format!(
-        "[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
-        Hosts::netns_ino(&hosts.ns_b)
-    ));
+    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     let dir = TempDir::new("alone");
     let path = dir.file("alone.pcapng");
     let ts = Trapstream::start(&[

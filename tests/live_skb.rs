@@ -261,10 +261,7 @@ fn stdout_json_lines_and_text() {
 #[test]
 fn drops_of_its_own_datagrams_are_not_reported() {
     let hosts = Hosts::new();
-    let cfg = TempConfig::new(&format!(
-        "[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
-        Hosts::netns_ino(&hosts.ns_b)
-    ));
+    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     // Inside B, so the closed collector port is B's loopback; port 9 (discard) has no listener.
     let ts = Trapstream::start_in(
         Some(&hosts.ns_b),

@@ -15,10 +15,7 @@ use serde_json::Value;
 #[test]
 fn collector_down_then_up_backlog_is_bounded_counted_and_delivered() {
     let hosts = Hosts::new();
-    let only_b = TempConfig::new(&format!(
-        "[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
-        Hosts::netns_ino(&hosts.ns_b)
-    ));
+    let only_b = TempConfig::only_no_socket_in(&hosts.ns_b);
     // A free port with nothing listening on it yet.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let port_arg = port.to_string();
@@ -181,13 +178,6 @@ fn tcp_trapstream(port: u16, batch: &str, cfg: &TempConfig) -> Trapstream {
     ])
 }
 
-fn only_b(hosts: &Hosts) -> TempConfig {
-    TempConfig::new(&format!(
-        "[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
-        Hosts::netns_ino(&hosts.ns_b)
-    ))
-}
-
 /// Reads whole connections after the first, in order, until trapstream ends.
 fn later_connections(listener: TcpListener) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
@@ -203,7 +193,7 @@ fn later_connections(listener: TcpListener) -> std::thread::JoinHandle<Vec<u8>> 
 #[test]
 fn a_collector_reset_with_lines_in_flight_is_counted_exactly() {
     let hosts = Hosts::new();
-    let cfg = only_b(&hosts);
+    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     let listener = slow_collector();
     // A line per record (~900 bytes): the collector's window holds a few whole.
     let ts = tcp_trapstream(listener.local_addr().unwrap().port(), "1", &cfg);
@@ -251,7 +241,7 @@ fn a_collector_reset_with_lines_in_flight_is_counted_exactly() {
 #[test]
 fn a_line_cut_by_a_write_timeout_is_never_sent_twice() {
     let hosts = Hosts::new();
-    let cfg = only_b(&hosts);
+    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     let listener = slow_collector();
     // Lines of 3 records, so that the cut one holds several.
     let ts = tcp_trapstream(listener.local_addr().unwrap().port(), "3", &cfg);

@@ -239,18 +239,10 @@ fn prog_exists(id: u32) -> bool {
     false
 }
 
-/// Only B's NO_SOCKET drops: what the test sends, and nothing else.
-fn only_drops_to_b(hosts: &Hosts) -> TempConfig {
-    TempConfig::new(&format!(
-        "[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
-        Hosts::netns_ino(&hosts.ns_b)
-    ))
-}
-
 #[test]
 fn top_counts_live_drops_by_reason_port_and_flow() {
     let hosts = Hosts::new();
-    let cfg = only_drops_to_b(&hosts);
+    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     let tmux = Tmux::start("views");
     let top = Top::start(&tmux, &format!("--source skb -c {}", cfg.arg()));
     let progs = top.prog_ids();
@@ -321,7 +313,7 @@ fn top_counts_live_drops_by_reason_port_and_flow() {
 #[test]
 fn ctrl_c_and_sigterm_quit_and_give_the_terminal_back() {
     let hosts = Hosts::new();
-    let cfg = only_drops_to_b(&hosts);
+    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     let tmux = Tmux::start("quit");
 
     let top = Top::start(&tmux, &format!("--source skb -c {}", cfg.arg()));
@@ -344,7 +336,7 @@ fn ctrl_c_and_sigterm_quit_and_give_the_terminal_back() {
 #[test]
 fn aggregated_flow_records_count_their_packets() {
     let hosts = Hosts::new();
-    let cfg = only_drops_to_b(&hosts);
+    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     let tmux = Tmux::start("agg");
     let top = Top::start(&tmux, &format!("--source skb -u 1 -c {}", cfg.arg()));
     let progs = top.prog_ids();

@@ -11,17 +11,10 @@ use std::time::Duration;
 use common::{counter, Collector, Hosts, TempConfig, Trapstream};
 use serde_json::Value;
 
-fn only_our_drops(hosts: &Hosts) -> TempConfig {
-    TempConfig::new(&format!(
-        "[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
-        Hosts::netns_ino(&hosts.ns_b)
-    ))
-}
-
 /// trapstream on this test's drops only, with `options`, sending JSON to
 /// 127.0.0.1:`port`; the config file must outlive it.
 fn start_to_udp(hosts: &Hosts, port: u16, options: &[&str]) -> (Trapstream, TempConfig) {
-    let cfg = only_our_drops(hosts);
+    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     let port = port.to_string();
     let mut args = vec!["--source", "skb", "-c", cfg.arg()];
     args.extend_from_slice(options);
@@ -112,7 +105,7 @@ fn a_burst_beyond_the_queue_waits_in_the_ring() {
 #[test]
 fn a_stuck_sender_costs_one_wait_then_records_are_counted_lost() {
     let hosts = Hosts::new();
-    let cfg = only_our_drops(&hosts);
+    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     let ts = Trapstream::start(&["--stdout", "--source", "skb", "-c", cfg.arg(), "--channel-depth", "1"]);
     // The pipe (64 KiB) takes about 75 records; nothing reads it until stop().
     let sock = hosts.socket_in_a();
@@ -179,7 +172,7 @@ fn udp_collector_absent_then_back() {
 /// Returns the exit status, the final counters, what the collector got and
 /// how many drops the flood made.
 fn stop_mid_flood(hosts: &Hosts, ports: &[u16]) -> (i32, String, Vec<Vec<u8>>, u64) {
-    let cfg = only_our_drops(hosts);
+    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     let collector = Collector::bind("127.0.0.1:0");
     let port = collector.port().to_string();
     let ts = Trapstream::start(&[

@@ -25,10 +25,7 @@ fn ten_minutes_of_drops_without_loss_or_growth() {
     let seconds: u64 = std::env::var("SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
     let rate: u64 = std::env::var("SOAK_RATE").ok().and_then(|s| s.parse().ok()).unwrap_or(5000);
     let hosts = Hosts::new();
-    let cfg = TempConfig::new(&format!(
-        "[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
-        Hosts::netns_ino(&hosts.ns_b)
-    ));
+    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     let collector = Collector::bind("127.0.0.1:0");
     let port = collector.port().to_string();
     let ts = Trapstream::start(&["--source", "skb", "-c", cfg.arg(), "-f", "influx", "127.0.0.1", &port]);

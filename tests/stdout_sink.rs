@@ -10,20 +10,13 @@ use std::time::Duration;
 
 use common::{assert_ledger, counter, Hosts, TempConfig, Trapstream};
 
-fn only_our_drops(hosts: &Hosts) -> TempConfig {
-    TempConfig::new(&format!(
-        "[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
-        Hosts::netns_ino(&hosts.ns_b)
-    ))
-}
-
 /// `trapstream --stdout > /dev/full`: every write fails with ENOSPC. That is
 /// not the end of the output (space can come back), so trapstream keeps
 /// running, counts each record lost and exits 0 on SIGTERM.
 #[test]
 fn records_written_to_a_full_device_are_counted_lost() {
     let hosts = Hosts::new();
-    let cfg = only_our_drops(&hosts);
+    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
     let ts =
         Trapstream::start_with_stdout(&["--stdout", "--source", "skb", "-c", cfg.arg()], Stdio::from(full));
@@ -44,7 +37,7 @@ fn records_written_to_a_full_device_are_counted_lost() {
 #[test]
 fn a_closed_pipe_ends_trapstream_with_its_losses_counted() {
     let hosts = Hosts::new();
-    let cfg = only_our_drops(&hosts);
+    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     let mut ts = Trapstream::start(&["--stdout", "--source", "skb", "-c", cfg.arg()]);
     let pipe = ts.child.stdout.take().expect("stdout pipe");
     let (tx, rx) = std::sync::mpsc::channel();

@@ -430,6 +430,17 @@ impl TempConfig {
         TempConfig::new(&format!("[filters]\ninclude_netns = [{}]\n", Hosts::netns_ino(ns)))
     }
 
+    /// Only NO_SOCKET drops in this namespace: what the tests send to B's
+    /// closed ports, without the neighbour discovery and MLD packets a new
+    /// namespace drops on its own, which would add records the exact
+    /// assertions trip over.
+    pub fn only_no_socket_in(ns: &str) -> TempConfig {
+        TempConfig::new(&format!(
+            "[filters]\ninclude_netns = [{}]\ninclude_reasons = [\"NO_SOCKET\"]\n",
+            Hosts::netns_ino(ns)
+        ))
+    }
+
     pub fn arg(&self) -> &str {
         self.0.to_str().expect("utf-8 path")
     }
