@@ -169,11 +169,17 @@ static __always_inline void dissect_ipv4(const __u8 *b, __u32 off, __u32 cap, st
 	dissect_l4(b, off + ihl, cap, p->ip_proto, p);
 }
 
-/* Headers an IPv6 extension walk follows (dissect_ipv6 below). */
-static __always_inline bool ipv6_ext_header(__u8 nexthdr)
+/* IPv6 extension headers that give their own length (the walk skips them by it). */
+static __always_inline bool ipv6_sized_ext_header(__u8 nexthdr)
 {
 	return nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING || nexthdr == IPPROTO_DSTOPTS ||
-	       nexthdr == IPPROTO_AH || nexthdr == IPPROTO_FRAGMENT;
+	       nexthdr == IPPROTO_AH;
+}
+
+/* Every header dissect_ipv6's walk follows: the sized ones and the fragment header. */
+static __always_inline bool ipv6_ext_header(__u8 nexthdr)
+{
+	return ipv6_sized_ext_header(nexthdr) || nexthdr == IPPROTO_FRAGMENT;
 }
 
 static __always_inline void dissect_ipv6(const __u8 *b, __u32 off, __u32 cap, struct ts_packet *p)
@@ -212,8 +218,7 @@ static __always_inline void dissect_ipv6(const __u8 *b, __u32 off, __u32 cap, st
 			goto incomplete;
 		barrier_var(off);
 		off &= TS_SNAP_LEN - 1;
-		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
-		    nexthdr == IPPROTO_DSTOPTS || nexthdr == IPPROTO_AH) {
+		if (ipv6_sized_ext_header(nexthdr)) {
 			__u32 len;
 
 			if (!HAVE(off, 2))
