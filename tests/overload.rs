@@ -172,23 +172,9 @@ fn udp_collector_absent_then_back() {
 /// Returns the exit status, the final counters, what the collector got and
 /// how many drops the flood made.
 fn stop_mid_flood(hosts: &Hosts, ports: &[u16]) -> (i32, String, Vec<Vec<u8>>, u64) {
-    let cfg = TempConfig::only_no_socket_in(&hosts.ns_b);
     let collector = Collector::bind("127.0.0.1:0");
-    let port = collector.port().to_string();
-    let ts = Trapstream::start(&[
-        "--source",
-        "skb",
-        "-c",
-        cfg.arg(),
-        "-i",
-        "30",
-        "-b",
-        "1000",
-        "--max-datagram",
-        "65000",
-        "127.0.0.1",
-        &port,
-    ]);
+    let options = ["-i", "30", "-b", "1000", "--max-datagram", "65000"];
+    let (ts, _cfg) = start_to_udp(hosts, collector.port(), &options);
     let sock = hosts.socket_in_a();
     let (stopped, generated) = std::thread::scope(|s| {
         let flood = s.spawn(|| {
